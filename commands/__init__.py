@@ -1,0 +1,1 @@
+"""The write side: command models, handlers, the command processor and its ports."""

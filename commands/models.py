@@ -1,0 +1,92 @@
+"""Command models: what a client may ask of a document, validated at the edge.
+
+Every command carries a ``command_id`` (its idempotency key) and an optional
+``expected_version`` (the version it was made against; 0 means "must not exist").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..domain.documents import aggregate_id
+from ..domain.errors import InvalidInput
+
+NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
+
+
+def new_command_id() -> str:
+    """A fresh random command id."""
+    return uuid.uuid4().hex
+
+
+class Command(BaseModel):
+    """Fields every command carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=200)
+    collection: str = Field(pattern=NAME)
+    id: str = Field(pattern=NAME)
+    expected_version: int | None = Field(default=None, ge=0)
+    actor: str | None = None
+    correlation_id: str | None = None
+    client_id: str | None = None
+    tenant: str | None = None
+
+    @property
+    def aggregate_id(self) -> str:
+        return aggregate_id(self.collection, self.id)
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+
+class CreateDocument(Command):
+    """Create a document with ``data``; rejected if it exists."""
+
+    data: dict[str, Any]
+
+
+class PutDocument(Command):
+    """Replace a document's content with ``data``, creating it when missing."""
+
+    data: dict[str, Any]
+
+
+class PatchDocument(Command):
+    """Set the fields in ``data`` and remove the fields in ``unset``."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+
+
+class DeleteDocument(Command):
+    """Delete a document."""
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.__name__: cls for cls in (CreateDocument, PutDocument, PatchDocument, DeleteDocument)
+}
+
+
+def parse_command(type_name: str, fields: Mapping[str, Any]) -> Command:
+    """Build a command of ``type_name`` from ``fields``, or raise InvalidInput saying what is wrong."""
+    cls = COMMAND_TYPES.get(type_name)
+    if cls is None:
+        known = ", ".join(sorted(COMMAND_TYPES))
+        raise InvalidInput(f"unknown command type {type_name!r}; expected one of: {known}")
+    try:
+        return cls.model_validate(dict(fields))
+    except ValidationError as e:
+        raise InvalidInput(describe_validation_error(type_name, e)) from e
+
+
+def describe_validation_error(type_name: str, error: ValidationError) -> str:
+    """One line per problem: ``field: message``."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in error.errors())
+    return f"invalid {type_name}: {problems}"

@@ -1,0 +1,187 @@
+"""The command processor: the single writer of the partitions it owns.
+
+Each poll brings a run of command records per partition. For a run, the processor
+decodes every record (bad ones are dead-lettered, G7), answers repeats of accepted
+commands from the log (G3), loads each document from its cache or the log, lets
+the conflict policy and the handler decide (G4), and hands the whole run to the
+stream's atomic ``commit``: events, results, dead letters and the input offset
+together (G2). A fenced or conflicting commit drops the cache; the stream then
+redelivers the run and the decision is made again on fresh state (G8).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from itertools import groupby
+
+from ..domain.documents import Document, apply, split_aggregate_id
+from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, VersionConflict
+from ..domain.policies import PolicyBook
+from ..domain.records import EventMeta
+from .handlers import handle
+from .models import Command
+from .ports import Codec, CommandRecord, CommandStream, EventLog, PartitionOutcome
+from .results import CommandResult, DeadLetter, accepted, rejected
+
+log = logging.getLogger(__name__)
+ResultsListener = Callable[[Sequence[CommandResult]], None]
+
+
+class CommandProcessor:
+    """Consumes owned command partitions and turns commands into events and results."""
+
+    def __init__(
+        self,
+        log_: EventLog,
+        stream: CommandStream,
+        codec: Codec,
+        policies: PolicyBook | None = None,
+        on_results: ResultsListener | None = None,
+    ) -> None:
+        self._log = log_
+        self._stream = stream
+        self._codec = codec
+        self._policies = policies or PolicyBook()
+        self._on_results = on_results
+        self._docs: dict[str, Document] = {}
+        stream.on_reassign(self._reassigned)
+
+    def run(self, stop: threading.Event, poll_timeout_s: float = 0.2) -> None:
+        """Process until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_once(poll_timeout_s)
+
+    def run_once(self, timeout_s: float = 0.2) -> int:
+        """Process one poll's worth of records; return how many records it held."""
+        records = self._stream.poll(timeout_s)
+        for _, run in groupby(records, key=lambda r: r.partition):
+            self._process_run(list(run))
+        return len(records)
+
+    def close(self) -> None:
+        """Leave the group and release the stream."""
+        self._stream.close()
+
+    def _reassigned(self, owned: frozenset[int]) -> None:
+        self._docs.clear()
+
+    def _process_run(self, records: list[CommandRecord]) -> None:
+        outcome = self.decide(records)
+        try:
+            results = self._stream.commit(outcome)
+        except LogError as e:
+            log.warning("commit of partition %s failed (%s); will retry on fresh state", outcome.partition, e)
+            self._docs.clear()
+            return
+        if self._on_results:
+            self._on_results(results)
+
+    def decide(self, records: Sequence[CommandRecord]) -> PartitionOutcome:
+        """The outcome of a run of records of one partition (no I/O but log reads)."""
+        outcome = PartitionOutcome(partition=records[0].partition, next_offset=records[-1].offset + 1)
+        commands = self._decode_all(records, outcome)
+        prior = self._log.find_commands([(c.aggregate_id, c.command_id) for c, _ in commands])
+        self._warm_cache({c.aggregate_id for c, _ in commands if c.command_id not in prior})
+        seen: set[str] = set()
+        for cmd, record in commands:
+            if cmd.command_id in seen:
+                continue
+            seen.add(cmd.command_id)
+            if cmd.command_id in prior:
+                outcome.answered.append(accepted(cmd.command_id, cmd.aggregate_id, prior[cmd.command_id]))
+            else:
+                self._decide_one(cmd, record, outcome)
+        return outcome
+
+    def _decode_all(
+        self, records: Sequence[CommandRecord], outcome: PartitionOutcome
+    ) -> list[tuple[Command, CommandRecord]]:
+        decoded = []
+        for record in records:
+            try:
+                decoded.append((self._codec.decode_command(record.value), record))
+            except InvalidInput as e:
+                outcome.dead.append(dead_letter(record, e))
+                command_id = header(record, "command_id")
+                if command_id:  # tell a waiting submitter instead of leaving it to time out
+                    outcome.answered.append(rejected(command_id, record.key or "", 0, str(e), "invalid"))
+        return decoded
+
+    def _warm_cache(self, aggregate_ids: set[str]) -> None:
+        missing = [agg for agg in aggregate_ids if agg not in self._docs]
+        if not missing:
+            return
+        for agg, stored in self._log.read_aggregates(missing).items():
+            collection, doc_id = split_aggregate_id(agg)
+            doc = Document(collection, doc_id)
+            for event in stored:
+                doc = apply(doc, self._codec.decode_event(event))
+            self._docs[agg] = doc
+
+    def _decide_one(self, cmd: Command, record: CommandRecord, outcome: PartitionOutcome) -> None:
+        doc = self._docs.get(cmd.aggregate_id) or Document(cmd.collection, cmd.id)
+        try:
+            events = handle(cmd, doc, self._policies)
+        except DomainError as e:
+            outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
+            return
+        except Exception as e:  # a handler that raises is a poison command: dead-letter it, keep flowing
+            log.exception("handler failed on command %s", cmd.command_id)
+            outcome.dead.append(dead_letter(record, e))
+            outcome.answered.append(
+                rejected(cmd.command_id, cmd.aggregate_id, doc.version, f"handler failed: {e}", "dead_lettered")
+            )
+            return
+        meta = meta_of(cmd)
+        new = []
+        for event in events:
+            doc = apply(doc, event)
+            new.append(self._codec.new_event(cmd.aggregate_id, doc.version, event, meta))
+        self._docs[cmd.aggregate_id] = doc
+        outcome.accepted.append((cmd.command_id, cmd.aggregate_id, new))
+
+
+def meta_of(cmd: Command) -> EventMeta:
+    """Envelope metadata that an event inherits from the command that caused it."""
+    return EventMeta(
+        causation_id=cmd.command_id,
+        correlation_id=cmd.correlation_id or cmd.command_id,
+        actor=cmd.actor,
+        client_id=cmd.client_id,
+        tenant=cmd.tenant,
+    )
+
+
+def code_of(error: DomainError) -> str:
+    """The machine-readable code of a rejection."""
+    if isinstance(error, VersionConflict):
+        return "version_conflict"
+    if isinstance(error, CommandRejected):
+        return "rejected"
+    return "domain_error"
+
+
+def header(record: CommandRecord, name: str) -> str | None:
+    """The value of header ``name`` of ``record``, decoded as UTF-8 (None if absent or not text)."""
+    for key, value in record.headers:
+        if key == name:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def dead_letter(record: CommandRecord, error: Exception) -> DeadLetter:
+    """A dead letter keeping ``record`` whole with the reason it could not be processed."""
+    return DeadLetter(
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        error_type=type(error).__name__,
+        error=str(error),
+        headers=record.headers,
+    )

@@ -1,0 +1,1 @@
+"""The domain: synced documents, their events and conflict policies. Pure Python, no I/O."""

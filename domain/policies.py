@@ -1,0 +1,49 @@
+"""Conflict policies: what happens when a command's expected_version is stale.
+
+A policy sees the document as it is and the version the command was made
+against, and either lets the decision through or raises ``VersionConflict``.
+``strict`` is built in; LWW, field merge and CRDT policies plug in here through
+the same ``ConflictPolicy`` seam, chosen per collection at bootstrap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from .documents import Document
+from .errors import VersionConflict
+
+
+class ConflictPolicy(ABC):
+    """Decides whether a command made against ``expected_version`` may proceed."""
+
+    name: str
+
+    @abstractmethod
+    def check(self, doc: Document, expected_version: int | None) -> None:
+        """Return if the command may proceed; raise VersionConflict otherwise."""
+
+
+class StrictPolicy(ConflictPolicy):
+    """Optimistic concurrency: any mismatch is rejected with the current version."""
+
+    name = "strict"
+
+    def check(self, doc: Document, expected_version: int | None) -> None:
+        if expected_version is not None and expected_version != doc.version:
+            raise VersionConflict(expected_version, doc.version)
+
+
+class PolicyBook:
+    """The conflict policy of each collection, with a default for the rest."""
+
+    def __init__(
+        self, default: ConflictPolicy | None = None, per_collection: Mapping[str, ConflictPolicy] | None = None
+    ) -> None:
+        self._default = default or StrictPolicy()
+        self._per_collection = dict(per_collection or {})
+
+    def for_collection(self, collection: str) -> ConflictPolicy:
+        """The policy that governs ``collection``."""
+        return self._per_collection.get(collection, self._default)

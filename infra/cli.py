@@ -1,0 +1,149 @@
+"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench.
+
+Errors a user can fix are printed as one line naming what is wrong and what to
+do, with exit code 2; no traceback reaches the user for their mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..commands.models import COMMAND_TYPES, parse_command
+from ..domain.errors import InvalidInput, SyncBackboneError
+from .bootstrap import Backbone, bootstrap
+from .settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncbackbone", description=__doc__)
+    parser.add_argument("--partitions", type=int, help="partition count of topics created by this run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("demo", help="submit commands on the embedded default and show events and state")
+    sub.add_parser("serve", help="run the command processor until stopped (Ctrl-C)")
+    submit = sub.add_parser("submit", help="submit one command and print its result")
+    submit.add_argument("type", metavar="CommandType", help=f"one of {', '.join(COMMAND_TYPES)}")
+    submit.add_argument("--collection", required=True)
+    submit.add_argument("--id", required=True)
+    submit.add_argument("--data", default=None, help="JSON object: the document, or the fields to set (patch)")
+    submit.add_argument("--unset", action="append", default=[], help="field to remove (PatchDocument)")
+    submit.add_argument("--expected-version", type=int, default=None)
+    submit.add_argument("--command-id", default=None)
+    submit.add_argument("--timeout", type=float, default=None, help="seconds to wait for the result")
+    submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    dlq = sub.add_parser("dlq", help="inspect the dead-letter queue of the command bus")
+    dlq.add_argument("action", choices=["list"])
+    dlq.add_argument("--limit", type=int, default=50)
+    dlq.add_argument("--json", action="store_true")
+    bench = sub.add_parser("bench", help="measure throughput and latency against raw baselines")
+    bench.add_argument("what", choices=["commands"])
+    bench.add_argument("--count", type=int, default=20000, help="commands per run")
+    bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return run(args)
+    except SyncBackboneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.cmd == "bench":
+        from .bench import run_bench
+
+        return run_bench(args.what, args.count, args.only)
+    overrides: dict[str, Any] = {"partitions": args.partitions} if args.partitions else {}
+    settings = load_settings(**overrides)
+    if args.cmd == "demo":
+        from .demo import run_demo
+
+        return run_demo(settings)
+    backbone = bootstrap(settings)
+    try:
+        handler = {"serve": serve, "submit": submit, "dlq": dlq_list}[args.cmd]
+        return handler(backbone, args)
+    finally:
+        backbone.close()
+
+
+def serve(backbone: Backbone, args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    processor = backbone.processor()
+    where = backbone.settings.kafka_bootstrap or "the embedded PostgreSQL log"
+    print(f"processing {backbone.settings.namespace}.commands on {where}; Ctrl-C to stop", file=sys.stderr)
+    try:
+        processor.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        processor.close()
+    return 0
+
+
+def submit(backbone: Backbone, args: argparse.Namespace) -> int:
+    command = parse_command(args.type, submit_fields(args))
+    if backbone.settings.embedded and not backbone.bus.processor_alive():
+        with backbone.running_processor():  # nobody serves: process it here, then stop
+            result = backbone.submit(command, args.timeout)
+    else:
+        result = backbone.submit(command, args.timeout)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        detail = f"version {result.version}" if result.status == "accepted" else result.reason
+        print(f"{result.status}: {result.aggregate_id} {detail}")
+    return 0 if result.status == "accepted" else 1
+
+
+def submit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {"collection": args.collection, "id": args.id}
+    if args.data is not None:
+        try:
+            fields["data"] = json.loads(args.data)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(f"--data is not valid JSON: {e.msg} at position {e.pos}") from e
+    if args.unset:
+        fields["unset"] = args.unset
+    if args.expected_version is not None:
+        fields["expected_version"] = args.expected_version
+    if args.command_id:
+        fields["command_id"] = args.command_id
+    return fields
+
+
+def dlq_list(backbone: Backbone, args: argparse.Namespace) -> int:
+    letters = backbone.bus.dead_letters(args.limit)
+    for d in letters:
+        row = {
+            "partition": d.partition,
+            "offset": d.offset,
+            "key": d.key,
+            "error_type": d.error_type,
+            "error": d.error,
+            "value_bytes": len(d.value),
+        }
+        print(json.dumps(row) if args.json else f"p{d.partition}@{d.offset} {d.key} {d.error_type}: {d.error}")
+    if not letters and not args.json:
+        print("the dead-letter queue is empty")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

