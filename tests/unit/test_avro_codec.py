@@ -14,6 +14,7 @@ import fastavro
 import pytest
 from eventsourcing.cipher import AESCipher
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
 from syncbackbone.commands.models import (
     Command,
     CreateDocument,

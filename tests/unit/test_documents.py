@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from syncbackbone.commands.handlers import handle
 from syncbackbone.commands.models import CreateDocument, PatchDocument, PutDocument, parse_command
 from syncbackbone.domain import documents as d

@@ -18,6 +18,7 @@ from avro.compatibility import (
     SchemaCompatibilityType,
     SchemaIncompatibilityType,
 )
+
 from syncbackbone.infra.avro_codec import default_registry
 
 REGISTRY = default_registry()
