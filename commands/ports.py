@@ -16,6 +16,8 @@ from .models import Command
 from .results import CommandResult, DeadLetter
 
 Header = tuple[str, bytes]
+RawCommand = tuple[str, bytes, Sequence[Header]]
+"""An encoded command record: (aggregate id as key, Avro single-object value, headers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,10 @@ class CommandBus(ABC):
     @abstractmethod
     def send(self, commands: Sequence[Command]) -> None:
         """Publish commands to ``<ns>.commands``, each to its aggregate's partition."""
+
+    @abstractmethod
+    def send_raw(self, records: Sequence[RawCommand]) -> None:
+        """Publish already-encoded command records (services that write Avro themselves)."""
 
     @abstractmethod
     def wait_results(self, command_ids: Collection[str], timeout_s: float) -> dict[str, CommandResult]:

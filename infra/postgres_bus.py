@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ..commands.models import Command
-from ..commands.ports import Codec, CommandBus, CommandRecord, CommandStream, PartitionOutcome
+from ..commands.ports import Codec, CommandBus, CommandRecord, CommandStream, PartitionOutcome, RawCommand
 from ..commands.results import CommandResult, DeadLetter, accepted
 from ..domain.errors import LogError, WriterFenced
 from ..domain.records import Position
@@ -100,10 +100,12 @@ class PostgresCommandBus(CommandBus):
             yield conn
 
     def send(self, commands: Sequence[Command]) -> None:
-        if not commands:
+        self.send_raw([(c.aggregate_id, self._codec.encode_command(c), command_headers(c)) for c in commands])
+
+    def send_raw(self, records: Sequence[RawCommand]) -> None:
+        if not records:
             return
-        placed = [partition_for(c.aggregate_id, self._partitions) for c in commands]
-        rows = [(self._codec.encode_command(c), command_headers(c)) for c in commands]
+        placed = [partition_for(key, self._partitions) for key, _, _ in records]
         with self._connection() as conn, conn.transaction():
             next_offsets = self._lock_offsets(conn, sorted(set(placed)))
             with (
@@ -113,9 +115,9 @@ class PostgresCommandBus(CommandBus):
                     " FROM STDIN".encode()
                 ) as copy,
             ):
-                for command, partition, (value, headers) in zip(commands, placed, rows, strict=True):
+                for (key, value, headers), partition in zip(records, placed, strict=True):
                     keys, values = [k for k, _ in headers], [v for _, v in headers]
-                    copy.write_row((partition, next_offsets[partition], command.aggregate_id, value, keys, values))
+                    copy.write_row((partition, next_offsets[partition], key, value, keys, values))
                     next_offsets[partition] += 1
             conn.execute(
                 f"UPDATE {self._s}.command_partitions c SET next_offset = n.o"
