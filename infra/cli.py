@@ -1,4 +1,4 @@
-"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench.
+"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench, query, rebuild, verify, projections.
 
 Errors a user can fix are printed as one line naming what is wrong and what to
 do, with exit code 2; no traceback reaches the user for their mistake.
@@ -18,6 +18,7 @@ from typing import Any
 from ..commands.models import COMMAND_TYPES, parse_command
 from ..domain.errors import InvalidInput, SyncBackboneError
 from .bootstrap import Backbone, bootstrap
+from .projection_cli import READ_COMMANDS, add_read_commands
 from .settings import load_settings
 
 
@@ -27,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub.add_parser("demo", help="submit commands on the embedded default and show events and state")
-    sub.add_parser("serve", help="run the command processor until stopped (Ctrl-C)")
+    serve_cmd = sub.add_parser("serve", help="run the command processor until stopped (Ctrl-C)")
+    serve_cmd.add_argument(
+        "--http", metavar="HOST:PORT", default=None, help="also run the projections and the HTTP gateway there"
+    )
     submit = sub.add_parser("submit", help="submit one command and print its result")
     submit.add_argument("type", metavar="CommandType", help=f"one of {', '.join(COMMAND_TYPES)}")
     submit.add_argument("--collection", required=True)
@@ -43,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--limit", type=int, default=50)
     dlq.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="measure throughput and latency against raw baselines")
-    bench.add_argument("what", choices=["commands"])
+    bench.add_argument("what", choices=["commands", "projections"])
     bench.add_argument("--count", type=int, default=20000, help="commands per run")
     bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
+    add_read_commands(sub)
     return parser
 
 
@@ -64,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cmd == "bench" and args.what == "projections":
+        from .projection_bench import run_projection_bench
+
+        return run_projection_bench(args.count)
     if args.cmd == "bench":
         from .bench import run_bench
 
@@ -76,13 +85,17 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(settings)
     backbone = bootstrap(settings)
     try:
-        handler = {"serve": serve, "submit": submit, "dlq": dlq_list}[args.cmd]
+        handler = {"serve": serve, "submit": submit, "dlq": dlq_list, **READ_COMMANDS}[args.cmd]
         return handler(backbone, args)
     finally:
         backbone.close()
 
 
 def serve(backbone: Backbone, args: argparse.Namespace) -> int:
+    if args.http:
+        from .http import serve_http
+
+        return serve_http(backbone, args.http)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     processor = backbone.processor()

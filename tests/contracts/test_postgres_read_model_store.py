@@ -1,0 +1,47 @@
+"""The read-model store contract on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from read_model_store_contract import ReadModelStoreContract, StoreFactory
+
+from syncbackbone.infra.postgres_schema import open_pool
+from syncbackbone.infra.projection_store import PostgresReadModelStore
+from syncbackbone.projections.projection import Projection
+
+
+def drop_read_models(pg_dsn: str, namespace: str) -> None:
+    """Drop every schema of ``namespace``'s read models (live and scratch copies)."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"]
+        ).fetchall()
+        for (schema,) in rows:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
+class TestPostgresReadModelStore(ReadModelStoreContract):
+    @pytest.fixture
+    def make_store(self, pg_dsn: str, namespace: str) -> Iterator[StoreFactory]:
+        pool = open_pool(pg_dsn)
+
+        def make(projection: Projection) -> PostgresReadModelStore:
+            return PostgresReadModelStore(pool, namespace, projection)
+
+        yield make
+        pool.close()
+        drop_read_models(pg_dsn, namespace)
+
+    def test_scratch_copies_are_dropped_by_discard(self, make_store: StoreFactory, pg_dsn: str) -> None:
+        from syncbackbone.projections.builtin import DOCUMENTS
+
+        copy = make_store(DOCUMENTS).scratch_copy("verify")
+        copy.install(1)
+        copy.discard()
+        assert isinstance(copy, PostgresReadModelStore)
+        with psycopg.connect(pg_dsn) as conn:
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [copy.schema_name]).fetchone()
+        assert found is None

@@ -1,0 +1,90 @@
+"""The read side's command line, run as a user runs it: real processes on real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncbackbone.infra.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def env(pg_dsn: str, namespace: str) -> Iterator[dict[str, str]]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    yield dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"])
+        for (schema,) in rows.fetchall():
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
+def submit(env: dict[str, str], doc_id: str, data: str) -> dict[str, object]:
+    done = cli("submit", "PutDocument", "--collection", "notes", "--id", doc_id, "--data", data, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_a_submitted_document_can_be_queried_back_as_json(env: dict[str, str]) -> None:
+    result = submit(env, "n1", '{"title": "hi", "n": 3}')
+    wait = ",".join(f"{p['partition']}:{p['offset']}" for p in result["positions"])  # type: ignore[attr-defined]
+
+    one = cli("query", "documents", "notes", "n1", "--positions", wait, "--json", env=env)
+    found = cli("query", "documents", "notes", "--where", "n=3", "--json", env=env)
+    none = cli("query", "documents", "notes", "--where", "title=bye", "--json", env=env)
+
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["data"] == {"title": "hi", "n": 3} and json.loads(one.stdout)["version"] == 1
+    assert [d["id"] for d in json.loads(found.stdout)["items"]] == ["n1"]
+    assert json.loads(none.stdout)["items"] == []
+
+
+def test_verify_exits_non_zero_on_drift_until_a_rebuild_repairs_it(env: dict[str, str], pg_dsn: str) -> None:
+    submit(env, "a", '{"v": 1}')
+    assert cli("query", "documents", "notes", "a", env=env).returncode == 0
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{env["SYNC_NAMESPACE"]}__documents".documents SET version = 7')
+
+    drifted = cli("verify", "documents", env=env)
+    rebuilt = cli("rebuild", "documents", env=env)
+    clean = cli("verify", env=env)
+
+    assert drifted.returncode == 1 and "drift: documents" in drifted.stdout
+    assert "verify documents: 1/1 events" in drifted.stderr  # the progress line
+    assert rebuilt.returncode == 0 and "rebuild documents: 1/1 events" in rebuilt.stderr
+    assert clean.returncode == 0 and "no drift" in clean.stdout
+
+
+def test_read_side_mistakes_get_a_one_line_error_and_no_traceback(env: dict[str, str]) -> None:
+    missing = cli("query", "documents", "notes", "nope", env=env)
+    unknown = cli("rebuild", "nonsense", env=env)
+    bad_filter = cli("query", "documents", "notes", "--where", "oops", env=env)
+
+    for done, message in [(missing, "no document"), (unknown, "no projection 'nonsense'"), (bad_filter, "field=value")]:
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_projection_dead_letters_are_listed_and_skipped(env: dict[str, str]) -> None:
+    submit(env, "bad", '{"s": "\\u0000"}')
+    cli("query", "documents", "notes", env=env)
+    listed = cli("projections", "dlq", "list", "--projection", "documents", "--json", env=env)
+    skipped = cli("projections", "dlq", "skip", "--projection", "documents", "--aggregate", "notes/bad", env=env)
+    after = cli("projections", "dlq", "list", "--projection", "documents", env=env)
+
+    assert [json.loads(line)["aggregate_id"] for line in listed.stdout.splitlines()] == ["notes/bad"]
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
+    assert "no open dead letters" in after.stdout
