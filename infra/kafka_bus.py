@@ -1,0 +1,364 @@
+"""The Kafka command bus: ``<ns>.commands`` in; ``<ns>.command-results`` and ``<ns>.commands.dlq`` out.
+
+``KafkaCommandBus`` sends commands and collects results with one background reader of every
+results partition. ``KafkaCommandStream`` is a member of the processor group: after each
+assignment it claims the partitions through the event log (fencing stale owners), and each
+``commit`` is one transaction on the partition's writer with the events, the results, the dead
+letters and the group's input offset (G2, G3, G8).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+
+from ..commands.models import Command
+from ..commands.ports import Codec, CommandBus, CommandRecord, CommandStream, PartitionOutcome, RawCommand
+from ..commands.results import CommandResult, DeadLetter, accepted
+from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
+from ..domain.records import Position, StoredEvent
+from .avro_codec import command_headers, decode_result, encode_result
+from .kafka_client import GroupTimeouts, Incoming, KafkaClient, KafkaPythonClient, Outgoing, is_marker, read_until
+from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog, Topics, ensure_topics, now_ms
+from .partitioning import partition_for
+
+log = logging.getLogger(__name__)
+POLL_LIMIT = 2000
+JOIN_TIMEOUT_S = 30.0
+KEPT_RESULTS = 1_000_000  # first results of commands this bus sent or waits for
+KEPT_OTHERS = 10_000  # recent results of other commands, for callers that wait after they arrived
+DLQ_HEADERS = ("error_type", "error", "source_partition", "source_offset")
+
+
+def result_record(topic: str, partition: int, result: CommandResult, at: int) -> Outgoing:
+    """The record of ``result`` in ``<ns>.command-results`` (key = command id)."""
+    key = result.command_id.encode()
+    headers = (("command_id", key), ("status", result.status.encode()))
+    return Outgoing(topic, partition, encode_result(result), key, headers, at)
+
+
+def dead_letter_record(topic: str, partition: int, letter: DeadLetter, at: int) -> Outgoing:
+    """The record of ``letter`` in ``<ns>.commands.dlq``: the original bytes and headers, plus the reason."""
+    reason = (letter.error_type, letter.error, str(letter.partition), str(letter.offset))
+    headers = (*letter.headers, *((name, value.encode()) for name, value in zip(DLQ_HEADERS, reason, strict=True)))
+    key = None if letter.key is None else letter.key.encode()
+    return Outgoing(topic, partition, letter.value, key, headers, at)
+
+
+def dead_letter_of(record: Incoming) -> DeadLetter | None:
+    """The dead letter in a ``<ns>.commands.dlq`` record (None, logged, if it is not one of ours)."""
+    original, reason = record.headers[: -len(DLQ_HEADERS)], dict(record.headers[-len(DLQ_HEADERS) :])
+    try:
+        error_type, error, partition, offset = (reason[name].decode() for name in DLQ_HEADERS)
+        key = None if record.key is None else record.key.decode()
+        return DeadLetter(int(partition), int(offset), key, record.value, error_type, error, original)
+    except (KeyError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        log.warning("skipping a record of the dead-letter topic at %s/%s: %r", record.partition, record.offset, e)
+        return None
+
+
+def trim(kept: dict[str, object], cap: int) -> None:
+    """Forget the oldest entries of ``kept`` beyond ``cap``."""
+    while len(kept) > cap:
+        del kept[next(iter(kept))]
+
+
+class ResultWatcher:
+    """A thread reading every partition of ``<ns>.command-results`` from its end at start; it keeps the
+    first result of each command id (raw, decoded when asked for)."""
+
+    def __init__(self, client: KafkaClient, topic: str, partitions: int) -> None:
+        self._reader = client.reader()
+        ends = client.end_offsets(topic, range(partitions))
+        self._reader.assign(topic, list(ends))
+        for partition, end in ends.items():
+            self._reader.seek(partition, end)
+        self._cond = threading.Condition()
+        self._wanted: dict[str, None] = {}
+        self._first: dict[str, bytes] = {}
+        self._others: dict[str, bytes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"results of {topic}", daemon=True)
+        self._thread.start()
+
+    def want(self, command_ids: Iterable[str]) -> None:
+        """Keep the results of ``command_ids`` when they arrive."""
+        with self._cond:
+            for command_id in command_ids:
+                self._wanted[command_id] = None
+                if command_id in self._others:
+                    self._first[command_id] = self._others.pop(command_id)
+            trim(self._wanted, KEPT_RESULTS)  # type: ignore[arg-type]
+
+    def wait(self, command_ids: Collection[str], timeout_s: float) -> dict[str, bytes]:
+        """The raw results of ``command_ids`` that are there once all are, or at the timeout."""
+        ids = list(dict.fromkeys(command_ids))
+        self.want(ids)
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                found = {i: self._first[i] for i in ids if i in self._first}
+                remaining = deadline - time.monotonic()
+                if len(found) == len(ids) or remaining <= 0:
+                    return found
+                self._cond.wait(remaining)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._reader.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                records = self._reader.poll(0.1)
+            except LogError as e:
+                log.warning("reading command results failed (%s); retrying", e)
+                time.sleep(0.5)
+                continue
+            if records:
+                self._collect(records)
+
+    def _collect(self, records: list[Incoming]) -> None:
+        with self._cond:
+            for r in records:
+                if r.key is None or is_marker(r):
+                    continue
+                command_id = r.key.decode(errors="replace")
+                if command_id in self._first or command_id in self._others:
+                    continue  # the first result of a command wins
+                (self._first if command_id in self._wanted else self._others)[command_id] = r.value
+            trim(self._first, KEPT_RESULTS)  # type: ignore[arg-type]
+            trim(self._others, KEPT_OTHERS)  # type: ignore[arg-type]
+            self._cond.notify_all()
+
+
+class KafkaCommandBus(CommandBus):
+    """The submitting side of the Kafka bus."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        codec: Codec,
+        partitions: int = 4,
+        client: KafkaClient | None = None,
+        processor_group: str | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.topics = Topics.of(namespace)
+        self._codec = codec
+        self._group = processor_group or f"{namespace}.processor"
+        self._own_client = client is None
+        self._client = client or KafkaPythonClient(bootstrap)
+        self._partitions = ensure_topics(self._client, self.topics, partitions)
+        self._results = ResultWatcher(self._client, self.topics.results, self._partitions)
+
+    def send(self, commands: Sequence[Command]) -> None:
+        self._results.want(c.command_id for c in commands)
+        encode = self._codec.encode_command
+        self.send_raw([(c.aggregate_id, encode(c), command_headers(c)) for c in commands])
+
+    def send_raw(self, records: Sequence[RawCommand]) -> None:
+        topic, count = self.topics.commands, self._partitions
+        self._client.produce(
+            [
+                Outgoing(topic, partition_for(key, count), value, key.encode(), headers)
+                for key, value, headers in records
+            ]
+        )
+
+    def wait_results(self, command_ids: Collection[str], timeout_s: float) -> dict[str, CommandResult]:
+        return {cid: decode_result(value) for cid, value in self._results.wait(command_ids, timeout_s).items()}
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        partitions = list(range(self._partitions))
+        reader = self._client.reader()
+        try:
+            ends = self._client.end_offsets(self.topics.dlq, partitions)
+            reader.assign(self.topics.dlq, partitions)
+            for p in partitions:
+                reader.seek(p, 0)
+            records = [r for r in read_until(reader, ends) if not is_marker(r)]
+        finally:
+            reader.close()
+        records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+        return [letter for letter in map(dead_letter_of, records) if letter is not None][-limit:]
+
+    def processor_alive(self, max_age_s: float = 5.0) -> bool:
+        """Whether the processor group has members now (``max_age_s`` is not used: Kafka tracks liveness)."""
+        try:
+            return self._client.group_members(self._group) > 0
+        except LogError as e:
+            log.warning("cannot describe group %s: %s", self._group, e)
+            return False
+
+    def close(self) -> None:
+        self._results.close()
+        if self._own_client:
+            self._client.close()
+
+
+class KafkaCommandStream(CommandStream):
+    """The processor's side: a member of the processor group on ``<ns>.commands``. It returns records only
+    of partitions it claimed through ``log``, and commits only through transactions on their writers."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        log: KafkaEventLog,
+        codec: Codec,
+        group: str | None = None,
+        session_timeout_ms: int = 6000,
+        heartbeat_interval_ms: int = 1000,
+        max_poll_interval_ms: int = 30_000,
+        client: KafkaClient | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.group = group or f"{namespace}.processor"
+        self._log = log
+        self._codec = codec
+        self._topics = log.topics
+        self._callbacks: list[Callable[[frozenset[int]], None]] = []
+        self._claimed: set[int] = set()
+        self._unclaimed: set[int] = set()  # assigned, not claimed yet (or the claim failed): claimed in poll
+        self._lost: set[int] = set()  # revoked, writer not released yet
+        self._committed: dict[int, int] = {}
+        self._next: dict[int, int] = {}
+        self._joined = False
+        self._own_client = client is None
+        self._client = client or KafkaPythonClient(bootstrap)
+        timeouts = GroupTimeouts(session_timeout_ms, heartbeat_interval_ms, max_poll_interval_ms)
+        self._reader = self._client.group_reader(
+            self._topics.commands, self.group, self._assigned, self._revoked, timeouts
+        )
+
+    def on_reassign(self, callback: Callable[[frozenset[int]], None]) -> None:
+        self._callbacks.append(callback)
+
+    def poll(self, timeout_s: float) -> list[CommandRecord]:
+        """The next records of claimed partitions; the first call waits until the group assigned partitions."""
+        records = self._reader.poll(timeout_s, POLL_LIMIT)
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while not self._joined and time.monotonic() < deadline:
+            records += self._reader.poll(0.1, POLL_LIMIT)
+        fresh = self._settle()
+        owned: list[CommandRecord] = []
+        for r in records:
+            expected = self._next.get(r.partition)
+            if expected is None or r.offset < expected or r.partition in fresh:
+                continue  # not claimed, fetched before a rewind, or fetched before the claim
+            self._next[r.partition] = r.offset + 1
+            key = None if r.key is None else r.key.decode(errors="replace")
+            owned.append(CommandRecord(r.partition, r.offset, key, r.value, r.headers))
+        return owned
+
+    def commit(self, outcome: PartitionOutcome) -> list[CommandResult]:
+        partition = outcome.partition
+        if partition not in self._claimed:
+            raise WriterFenced(f"partition {partition} of {self._topics.commands} is not owned by this stream")
+        with self._log.lock:
+            try:
+                results, stored = self._transact(outcome)
+            except Exception as e:
+                self._failed(partition, e)
+                raise
+            self._log.record_appended(stored)
+        self._committed[partition] = outcome.next_offset
+        return results
+
+    def close(self) -> None:
+        self._reader.close()
+        for partition in self._claimed:
+            self._log.release(partition)
+        self._claimed.clear()
+        if self._own_client:
+            self._client.close()
+
+    def _transact(self, outcome: PartitionOutcome) -> tuple[list[CommandResult], list[StoredEvent]]:
+        """One transaction: events (waiting for their offsets), results, dead letters, input offset."""
+        partition, at = outcome.partition, now_ms()
+        events = [e for _, _, batch in outcome.accepted for e in batch]
+        self._log.validate(events)
+        records = [self._log.record(e, at) for e in events]
+        if any(r.partition != partition for r in records):
+            raise ConcurrencyConflict(f"an accepted event of partition {partition} belongs to another partition")
+        writer = self._log.writer(partition)
+        writer.begin()
+        offsets = writer.send(records) if records else []
+        stored = [StoredEvent(e, Position(partition, o), at) for e, o in zip(events, offsets, strict=True)]
+        results, start = [], 0
+        for command_id, aggregate_id, batch in outcome.accepted:
+            results.append(accepted(command_id, aggregate_id, stored[start : start + len(batch)]))
+            start += len(batch)
+        results.extend(outcome.answered)
+        topics = self._topics
+        writer.send_later(
+            [result_record(topics.results, partition, r, at) for r in results]
+            + [dead_letter_record(topics.dlq, partition, d, at) for d in outcome.dead]
+        )
+        writer.send_offsets(self._reader, topics.commands, {partition: outcome.next_offset}, COMMIT_TIMEOUT_S)
+        writer.commit(COMMIT_TIMEOUT_S)
+        return results, stored
+
+    def _failed(self, partition: int, error: Exception) -> None:
+        """Abort (or give up the partition), and deliver its records again from the last committed offset."""
+        if not isinstance(error, ConcurrencyConflict):  # a conflict is found before anything is written
+            self._log.abandon(partition, error)
+        self._rewind(partition)
+        if not self._log.owns(partition):
+            self._claimed.discard(partition)
+            self._next.pop(partition, None)
+            self._reader.pause([partition])
+
+    def _rewind(self, partition: int) -> None:
+        offset = self._committed.get(partition, 0)
+        self._reader.seek(partition, offset)
+        self._next[partition] = offset
+
+    def _assigned(self, partitions: frozenset[int]) -> None:
+        """Runs on the client's IO thread inside poll: only note the change (claims block)."""
+        self._joined = True
+        self._unclaimed |= partitions - self._claimed
+
+    def _revoked(self, partitions: frozenset[int]) -> None:
+        """Runs on the client's IO thread inside poll: stop using the partitions at once."""
+        self._lost |= partitions & self._claimed
+        self._claimed -= partitions
+        self._unclaimed -= partitions
+
+    def _settle(self) -> frozenset[int]:
+        """Release revoked partitions and claim assigned ones (after poll); the partitions claimed now."""
+        for partition in self._lost - self._claimed - self._unclaimed:
+            self._log.release(partition)
+            self._next.pop(partition, None)
+        self._lost.clear()
+        fresh = frozenset(self._unclaimed)
+        self._claim(fresh)
+        return fresh
+
+    def _claim(self, partitions: frozenset[int]) -> None:
+        """Claim newly assigned partitions (fencing zombies), then read them from the committed offsets."""
+        if not partitions:
+            return
+        try:
+            self._log.claim(partitions)
+            committed = {p: self._reader.committed(p) or 0 for p in partitions}
+        except LogError as e:
+            log.warning("cannot claim partitions %s yet: %s", sorted(partitions), e)
+            self._reader.pause(sorted(partitions))
+            self._unclaimed |= partitions
+            return
+        self._committed.update(committed)
+        for partition in partitions:
+            self._rewind(partition)
+        self._reader.resume(sorted(partitions))
+        self._claimed |= partitions
+        self._unclaimed -= partitions
+        for callback in self._callbacks:
+            callback(frozenset(self._claimed))

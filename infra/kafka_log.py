@@ -1,0 +1,371 @@
+"""The Kafka event log: topic ``<ns>.events``, key = aggregate id, one transactional writer per partition.
+
+Offsets are Kafka's: strictly increasing per partition, with gaps (transaction markers and
+catch-up markers take offsets). ``end_offset`` is one past the last event. Readers build an
+in-memory index per partition by reading it in log order and validating every record (G8): the
+first record of an (aggregate, version) wins and a version that is not its aggregate's next one
+is skipped, so the log reads the same everywhere even on a broker that shows aborted
+transactions (Tansu). The owner of a partition (the writer that claimed it, fencing the one
+before) trusts its own index; everyone else catches the partition up before each read.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from ..commands.ports import Codec, EventLog
+from ..domain.errors import ConcurrencyConflict, ConfigurationError, InvalidInput, LogError, WriterFenced
+from ..domain.records import NewEvent, Position, StoredEvent
+from .avro_codec import decode_envelope, encode_envelope, record_headers
+from .kafka_client import Incoming, KafkaClient, KafkaPythonClient, Outgoing, TransactionalWriter, is_marker, read_until
+from .partitioning import partition_for
+
+log = logging.getLogger(__name__)
+COMMIT_TIMEOUT_S = 10.0
+LAZY_CLAIM_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The four co-partitioned topics of a namespace."""
+
+    commands: str
+    events: str
+    results: str
+    dlq: str
+
+    @classmethod
+    def of(cls, namespace: str) -> Topics:
+        return cls(
+            f"{namespace}.commands", f"{namespace}.events", f"{namespace}.command-results", f"{namespace}.commands.dlq"
+        )
+
+
+def ensure_topics(client: KafkaClient, topics: Topics, partitions: int) -> int:
+    """Create the namespace's missing topics with ``partitions``; the real partition count they share."""
+    forever = {"retention.ms": "-1"}
+    configs: dict[str, dict[str, str]] = {
+        topics.commands: {},
+        topics.events: forever,
+        topics.results: {},
+        topics.dlq: forever,
+    }
+    counts = client.ensure_topics(configs, partitions)
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise ConfigurationError(f"the topics are not co-partitioned (partition counts {counts}); recreate them")
+    return counts[topics.events]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parallel(calls: Sequence[Callable[[], None]]) -> None:
+    """Run ``calls`` in threads; raise the first error after all finished."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], None]) -> None:
+        try:
+            call()
+        except BaseException as e:  # re-raised below, in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(call,), daemon=True) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+class PartitionIndex:
+    """The valid events of one partition, in log order, by aggregate and by (aggregate, command)."""
+
+    __slots__ = ("events", "offsets", "by_aggregate", "by_command", "next_offset")
+
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+        self.offsets: list[int] = []
+        self.by_aggregate: dict[str, list[StoredEvent]] = {}
+        self.by_command: dict[tuple[str, str], list[StoredEvent]] = {}
+        self.next_offset = 0  # the next offset to read from the log
+
+    def version(self, aggregate_id: str) -> int:
+        return len(self.by_aggregate.get(aggregate_id, ()))
+
+    @property
+    def end(self) -> int:
+        """One past the last event's offset (0 if none)."""
+        return self.offsets[-1] + 1 if self.offsets else 0
+
+    def add(self, stored: StoredEvent) -> bool:
+        """Keep ``stored`` if it is its aggregate's next version (G8); whether it was kept."""
+        event = stored.event
+        history = self.by_aggregate.setdefault(event.aggregate_id, [])
+        if event.version != len(history) + 1:
+            log.debug("skipping %s v%s at %s: not the next version", event.aggregate_id, event.version, stored.position)
+            return False
+        history.append(stored)
+        self.events.append(stored)
+        self.offsets.append(stored.position.offset)
+        if event.meta.causation_id is not None:
+            self.by_command.setdefault((event.aggregate_id, event.meta.causation_id), []).append(stored)
+        return True
+
+
+class KafkaEventLog(EventLog):
+    """The event log on Kafka. The command stream runs its own transactions on this log's writers:
+    under ``lock``, ``validate`` the events, write ``record``s with ``writer(p)``, and after the commit
+    ``record_appended`` the stored events (or ``abandon`` the partition if the transaction failed)."""
+
+    def __init__(
+        self, bootstrap: str, namespace: str, codec: Codec, partitions: int = 4, client: KafkaClient | None = None
+    ) -> None:
+        self.namespace = namespace
+        self.codec = codec
+        self.topics = Topics.of(namespace)
+        self._own_client = client is None
+        self._client = client or KafkaPythonClient(bootstrap)
+        self._partitions = ensure_topics(self._client, self.topics, partitions)
+        self._index = [PartitionIndex() for _ in range(self._partitions)]
+        self._writers: dict[int, TransactionalWriter] = {}
+        self._explicit: set[int] = set()  # claimed with claim(): never re-claimed behind the caller's back
+        self._reader = self._client.reader()
+        self.lock = threading.RLock()
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def partition_for(self, aggregate_id: str) -> int:
+        return partition_for(aggregate_id, self._partitions)
+
+    def owns(self, partition: int) -> bool:
+        """Whether this log holds the writer of ``partition`` (it may not know yet that it was fenced)."""
+        return partition in self._writers
+
+    def writer(self, partition: int) -> TransactionalWriter:
+        """The transactional writer of an owned partition; WriterFenced if this log does not own it."""
+        found = self._writers.get(partition)
+        if found is None:
+            raise WriterFenced(f"partition {partition} of {self.topics.events} is not owned by this log")
+        return found
+
+    def validate(self, events: Sequence[NewEvent]) -> None:
+        """Raise ConcurrencyConflict unless each event is its aggregate's next version (batch included).
+        Checks the index, which is authoritative for owned partitions only."""
+        latest: dict[str, int] = {}
+        for e in events:
+            current = latest.get(e.aggregate_id)
+            if current is None:
+                current = self._index[self.partition_for(e.aggregate_id)].version(e.aggregate_id)
+            if e.version != current + 1:
+                raise ConcurrencyConflict(
+                    f"{e.aggregate_id} version {e.version} cannot be appended: the next version is {current + 1}"
+                )
+            latest[e.aggregate_id] = e.version
+
+    def record(self, event: NewEvent, timestamp_ms: int) -> Outgoing:
+        """The record of ``event`` in its partition of ``<ns>.events``."""
+        partition = self.partition_for(event.aggregate_id)
+        key = event.aggregate_id.encode()
+        return Outgoing(self.topics.events, partition, encode_envelope(event), key, record_headers(event), timestamp_ms)
+
+    def record_appended(self, stored: Iterable[StoredEvent]) -> None:
+        """Add events of a committed transaction of ours to the index."""
+        for s in stored:
+            index = self._index[s.position.partition]
+            index.add(s)
+            index.next_offset = max(index.next_offset, s.position.offset + 1)
+
+    def abandon(self, partition: int, error: BaseException) -> None:
+        """After a failed transaction: abort it and re-read the partition (a broker may show aborted
+        records, which readers then take as valid), or give up the partition if it cannot be aborted."""
+        with self.lock:
+            if partition not in self._writers:
+                return
+            if isinstance(error, WriterFenced):
+                self._lose(partition)
+                return
+            try:
+                self._writers[partition].abort(COMMIT_TIMEOUT_S)
+                self._catch_up([partition])
+            except LogError:
+                self._lose(partition)
+
+    def release(self, partition: int) -> None:
+        """Stop writing ``partition`` (after a rebalance took it away)."""
+        with self.lock:
+            self._lose(partition)
+            self._explicit.discard(partition)
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        if not events:
+            return []
+        placed: dict[int, list[int]] = {}
+        for i, e in enumerate(events):
+            placed.setdefault(self.partition_for(e.aggregate_id), []).append(i)
+        stored: list[StoredEvent | None] = [None] * len(events)
+        with self.lock:
+            self._claim_lazily(placed)
+            self.validate(events)
+            for partition, indices in placed.items():
+                written = self._write_retrying(partition, [events[i] for i in indices])
+                for i, s in zip(indices, written, strict=True):
+                    stored[i] = s
+        return [s for s in stored if s is not None]
+
+    def read_aggregate(
+        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        partition = self.partition_for(aggregate_id)
+        with self.lock:
+            self._sync([partition])
+            history = self._index[partition].by_aggregate.get(aggregate_id, [])
+            return history[max(from_version, 1) - 1 : None if to_version is None else max(to_version, 0)]
+
+    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        with self.lock:
+            self._sync([partition])
+            index = self._index[partition]
+            start = bisect_left(index.offsets, from_offset)
+            return index.events[start : start + max(limit, 0)]
+
+    def end_offset(self, partition: int) -> int:
+        with self.lock:
+            self._sync([partition])
+            return self._index[partition].end
+
+    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
+        return self.find_commands([(aggregate_id, command_id)]).get(command_id, [])
+
+    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        found: dict[str, list[StoredEvent]] = {}
+        with self.lock:
+            self._sync(self.partition_for(agg) for agg, _ in keys)
+            for agg, command_id in keys:
+                events = self._index[self.partition_for(agg)].by_command.get((agg, command_id))
+                if events:
+                    found.setdefault(command_id, []).extend(events)
+        return found
+
+    def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
+        with self.lock:
+            self._sync(self.partition_for(agg) for agg in aggregate_ids)
+            return {agg: list(self._index[self.partition_for(agg)].by_aggregate.get(agg, ())) for agg in aggregate_ids}
+
+    def claim(self, partitions: Collection[int]) -> None:
+        with self.lock:
+            self._claim(partitions)
+            self._explicit.update(partitions)
+
+    def close(self) -> None:
+        with self.lock:
+            for partition in list(self._writers):
+                self._lose(partition)
+            self._reader.close()
+            if self._own_client:
+                self._client.close()
+
+    def _claim_lazily(self, placed: Collection[int]) -> None:
+        lost = sorted(p for p in placed if p in self._explicit and p not in self._writers)
+        if lost:
+            raise WriterFenced(f"partitions {lost} of {self.topics.events} were claimed by another writer")
+        self._claim([p for p in placed if p not in self._writers])
+
+    def _claim(self, partitions: Collection[int]) -> None:
+        """Take over the writers of ``partitions`` (fencing their previous owners), then catch up."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return
+        writers = {p: self._client.writer(f"{self.namespace}.writer-p{p}") for p in wanted}
+        try:
+            parallel([w.init for w in writers.values()])
+            self._catch_up(wanted)
+        except BaseException:
+            for w in writers.values():
+                w.close()
+            raise
+        for p in wanted:
+            self._lose(p)
+        self._writers.update(writers)
+
+    def _lose(self, partition: int) -> None:
+        writer = self._writers.pop(partition, None)
+        if writer is not None:
+            writer.close()
+
+    def _write_retrying(self, partition: int, events: list[NewEvent]) -> list[StoredEvent]:
+        """Write ``events`` in one transaction; a lazily claimed partition is claimed again if fenced."""
+        written: list[StoredEvent] = []
+        for attempt in range(1, LAZY_CLAIM_ATTEMPTS + 1):
+            try:
+                return written + self._write(partition, events[len(written) :])
+            except WriterFenced:
+                if partition in self._explicit or attempt == LAZY_CLAIM_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+                self._claim([partition])
+                written = self._landed(events)
+                self.validate(events[len(written) :])
+        raise AssertionError("unreachable")
+
+    def _landed(self, events: list[NewEvent]) -> list[StoredEvent]:
+        """The leading ``events`` that readers take as written: records of our fenced transaction that
+        the broker showed anyway (Tansu does not hide aborted transactions) won their versions."""
+        landed = []
+        for e in events:
+            history = self._index[self.partition_for(e.aggregate_id)].by_aggregate.get(e.aggregate_id, [])
+            if len(history) < e.version or history[e.version - 1].event != e:
+                break
+            landed.append(history[e.version - 1])
+        return landed
+
+    def _write(self, partition: int, events: list[NewEvent]) -> list[StoredEvent]:
+        writer, at = self.writer(partition), now_ms()
+        records = [self.record(e, at) for e in events]
+        try:
+            writer.begin()
+            offsets = writer.send(records)
+            writer.commit(COMMIT_TIMEOUT_S)
+        except Exception as e:
+            self.abandon(partition, e)
+            raise
+        stored = [StoredEvent(e, Position(partition, o), at) for e, o in zip(events, offsets, strict=True)]
+        self.record_appended(stored)
+        return stored
+
+    def _sync(self, partitions: Iterable[int]) -> None:
+        stale = sorted({p for p in partitions if p not in self._writers})
+        if stale:
+            self._catch_up(stale)
+
+    def _catch_up(self, partitions: list[int]) -> None:
+        """Read ``partitions`` from where the index stopped to their current end, validating each record."""
+        ends = self._client.end_offsets(self.topics.events, partitions)
+        self._reader.assign(self.topics.events, partitions)
+        for p in partitions:
+            self._reader.seek(p, self._index[p].next_offset)
+        for record in read_until(self._reader, ends):
+            self._index_record(record)
+        for p in partitions:
+            self._index[p].next_offset = max(self._index[p].next_offset, self._reader.position(p))
+
+    def _index_record(self, record: Incoming) -> None:
+        index = self._index[record.partition]
+        index.next_offset = record.offset + 1
+        if is_marker(record) or not record.value:
+            return
+        try:
+            event = decode_envelope(record.value)
+        except InvalidInput as e:
+            log.warning("skipping unreadable record %s-%s: %s", self.topics.events, record.offset, e)
+            return
+        index.add(StoredEvent(event, Position(record.partition, record.offset), record.timestamp_ms))
