@@ -20,8 +20,9 @@ from ..commands.results import CommandResult, DeadLetter, accepted
 from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import Position, StoredEvent
 from .avro_codec import command_headers, decode_result, encode_result
-from .kafka_client import GroupTimeouts, Incoming, KafkaClient, KafkaPythonClient, Outgoing, is_marker, read_until
+from .kafka_client import GroupTimeouts, Incoming, KafkaClient, Outgoing, is_marker, read_until
 from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog, Topics, ensure_topics, now_ms
+from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)

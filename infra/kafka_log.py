@@ -23,7 +23,8 @@ from ..commands.ports import Codec, EventLog
 from ..domain.errors import ConcurrencyConflict, ConfigurationError, InvalidInput, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import decode_envelope, encode_envelope, record_headers
-from .kafka_client import Incoming, KafkaClient, KafkaPythonClient, Outgoing, TransactionalWriter, is_marker, read_until
+from .kafka_client import Incoming, KafkaClient, Outgoing, TransactionalWriter, is_marker, read_until
+from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
