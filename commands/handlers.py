@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from ..domain import documents
 from ..domain.documents import Document, DocumentEvent
+from ..domain.mutations import BaseLoader, Change, Op, no_base, plain
 from ..domain.policies import PolicyBook
-from .models import Command, CreateDocument, DeleteDocument, PatchDocument, PutDocument
+from .models import ApplyMutation, Command, CreateDocument, DeleteDocument, PatchDocument, PutDocument
 
 
 def create_document(cmd: CreateDocument, doc: Document) -> list[DocumentEvent]:
@@ -30,12 +31,34 @@ def delete_document(cmd: DeleteDocument, doc: Document) -> list[DocumentEvent]:
     return documents.delete(doc)
 
 
+def apply_mutation(cmd: ApplyMutation, doc: Document) -> list[DocumentEvent]:
+    return plain(change_of(cmd), doc)
+
+
+def change_of(cmd: Command) -> Change:
+    """The change ``cmd`` asks for, as conflict policies see it."""
+    data = dict(getattr(cmd, "data", {}))
+    unset = tuple(getattr(cmd, "unset", ()))
+    common = {"base_version": cmd.expected_version, "client": cmd.client_id, "tag": cmd.command_id}
+    if isinstance(cmd, ApplyMutation):
+        return Change(cmd.op, data, unset, clock=cmd.clock, crdt=dict(cmd.crdt), **common)  # type: ignore[arg-type]
+    return Change(CHANGE_OPS[type(cmd)], data, unset, **common)  # type: ignore[arg-type]
+
+
 Handler = Callable[[Command, Document], list[DocumentEvent]]
 
 
-def handle(cmd: Command, doc: Document, policies: PolicyBook) -> list[DocumentEvent]:
-    """The events ``cmd`` produces on ``doc``; raises DomainError when it cannot apply."""
-    policies.for_collection(cmd.collection).check(doc, cmd.expected_version)
+def handle(cmd: Command, doc: Document, policies: PolicyBook, base: BaseLoader = no_base) -> list[DocumentEvent]:
+    """The events ``cmd`` produces on ``doc``; raises DomainError when it cannot apply.
+
+    A policy that resolves conflicts decides every change of its collection (``base``
+    gives it older versions of the document); otherwise the policy checks and the
+    command's handler decides.
+    """
+    policy = policies.for_collection(cmd.collection)
+    if policy.resolves:
+        return policy.decide(change_of(cmd), doc, base)
+    policy.check(doc, cmd.expected_version)
     handler = COMMAND_HANDLERS[type(cmd)]
     return handler(cmd, doc)
 
@@ -45,4 +68,11 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     PutDocument: put_document,  # type: ignore[dict-item]
     PatchDocument: patch_document,  # type: ignore[dict-item]
     DeleteDocument: delete_document,  # type: ignore[dict-item]
+    ApplyMutation: apply_mutation,  # type: ignore[dict-item]
+}
+CHANGE_OPS: dict[type[Command], Op] = {
+    CreateDocument: "create",
+    PutDocument: "put",
+    PatchDocument: "patch",
+    DeleteDocument: "delete",
 }

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.documents import aggregate_id
 from ..domain.errors import InvalidInput
+from ..domain.hlc import PATTERN as HLC_PATTERN
 
 NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
 
@@ -69,8 +70,22 @@ class DeleteDocument(Command):
     """Delete a document."""
 
 
+class ApplyMutation(Command):
+    """Apply an offline client's change under its collection's conflict policy.
+
+    ``expected_version`` is the version the change was made against (its base); ``clock``
+    its hybrid logical timestamp; ``crdt`` the deltas of CRDT-typed fields.
+    """
+
+    op: Literal["create", "put", "patch", "delete"] = "patch"
+    data: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+    clock: str | None = Field(default=None, pattern=HLC_PATTERN)
+    crdt: dict[str, Any] = Field(default_factory=dict)
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.__name__: cls for cls in (CreateDocument, PutDocument, PatchDocument, DeleteDocument)
+    cls.__name__: cls for cls in (CreateDocument, PutDocument, PatchDocument, DeleteDocument, ApplyMutation)
 }
 
 

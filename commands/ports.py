@@ -1,4 +1,4 @@
-"""Ports of the write side: the event log, the command bus and the codec.
+"""Ports of the write side: the event log, the command bus, the codec and the snapshot store.
 
 Adapters live in ``infra/`` (one module per technology) and pass the contract
 tests in ``tests/contracts/``. The core sees only these abstract classes.
@@ -11,7 +11,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from ..domain.documents import DocumentEvent
+from ..domain.errors import LogError
 from ..domain.records import EventMeta, NewEvent, StoredEvent
+from ..domain.snapshots import SnapshotPoint
 from .models import Command
 from .results import CommandResult, DeadLetter
 
@@ -72,7 +74,8 @@ class EventLog(ABC):
 
     @abstractmethod
     def end_offset(self, partition: int) -> int:
-        """The offset the next event appended to ``partition`` will get."""
+        """One past the offset of the partition's last event (the next event gets an offset no lower;
+        on Kafka, transaction and catch-up markers leave gaps)."""
 
     @abstractmethod
     def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
@@ -94,6 +97,33 @@ class EventLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and writers."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotLookup:
+    """What a snapshot store holds for some aggregates: usable snapshots, and why others are not."""
+
+    found: dict[str, SnapshotPoint] = field(default_factory=dict)
+    unusable: dict[str, str] = field(default_factory=dict)
+    """aggregate id -> why its snapshot was ignored (corrupt row, newer code, no upcaster)."""
+
+
+class SnapshotStore(ABC):
+    """The latest snapshot of each aggregate, with the version and log position it reflects."""
+
+    @abstractmethod
+    def save(self, points: Sequence[SnapshotPoint], overwrite: Collection[str] = ()) -> int:
+        """Keep each point unless a newer snapshot of its aggregate is kept (``overwrite``: replace
+        regardless, e.g. an unusable row); return how many were stored."""
+
+    @abstractmethod
+    def load(self, aggregate_ids: Collection[str]) -> SnapshotLookup:
+        """The latest snapshot of each aggregate that has one; rows that cannot be used are reported in
+        ``unusable`` with the reason, never raised."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
 
 
 class CommandBus(ABC):
@@ -137,6 +167,16 @@ class CommandStream(ABC):
         advance the partition's input offset; return every result published. Raise
         WriterFenced if this process no longer owns the partition. After a failed commit
         the partition's records are delivered again from the last committed offset."""
+
+    def commit_many(self, outcomes: Sequence[PartitionOutcome]) -> list[list[CommandResult] | LogError]:
+        """``commit`` each outcome (adapters may overlap them); a failed one gives its LogError."""
+        done: list[list[CommandResult] | LogError] = []
+        for outcome in outcomes:
+            try:
+                done.append(self.commit(outcome))
+            except LogError as e:
+                done.append(e)
+        return done
 
     @abstractmethod
     def on_reassign(self, callback: Callable[[frozenset[int]], None]) -> None:

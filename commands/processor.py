@@ -2,10 +2,11 @@
 
 Each poll brings a run of command records per partition. For a run, the processor
 decodes every record (bad ones are dead-lettered, G7), answers repeats of accepted
-commands from the log (G3), loads each document from its cache or the log, lets
+commands from the log (G3), loads each document from its cache or its snapshot + event tail, lets
 the conflict policy and the handler decide (G4), and hands the whole run to the
 stream's atomic ``commit``: events, results, dead letters and the input offset
-together (G2). A fenced or conflicting commit drops the cache; the stream then
+together (G2); the runs of one poll are committed together (``commit_many``), so an
+adapter can overlap their transactions. A fenced or conflicting commit drops the cache; the stream then
 redelivers the run and the decision is made again on fresh state (G8).
 """
 
@@ -20,10 +21,12 @@ from ..domain.documents import Document, apply, split_aggregate_id
 from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, VersionConflict
 from ..domain.policies import PolicyBook
 from ..domain.records import EventMeta
+from .base_versions import base_loader
 from .handlers import handle
 from .models import Command
 from .ports import Codec, CommandRecord, CommandStream, EventLog, PartitionOutcome
 from .results import CommandResult, DeadLetter, accepted, rejected
+from .snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 ResultsListener = Callable[[Sequence[CommandResult]], None]
@@ -39,8 +42,10 @@ class CommandProcessor:
         codec: Codec,
         policies: PolicyBook | None = None,
         on_results: ResultsListener | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self._log = log_
+        self._snapshots = snapshots
         self._stream = stream
         self._codec = codec
         self._policies = policies or PolicyBook()
@@ -56,25 +61,29 @@ class CommandProcessor:
     def run_once(self, timeout_s: float = 0.2) -> int:
         """Process one poll's worth of records; return how many records it held."""
         records = self._stream.poll(timeout_s)
-        for _, run in groupby(records, key=lambda r: r.partition):
-            self._process_run(list(run))
+        outcomes = [self.decide(list(run)) for _, run in groupby(records, key=lambda r: r.partition)]
+        for outcome, committed in zip(outcomes, self._stream.commit_many(outcomes), strict=True):
+            self._committed(outcome, committed)
         return len(records)
 
     def close(self) -> None:
         """Leave the group and release the stream."""
         self._stream.close()
 
+    def cached(self, aggregate_id: str) -> Document | None:
+        """The live state this processor decides with, if the aggregate is loaded."""
+        return self._docs.get(aggregate_id)
+
     def _reassigned(self, owned: frozenset[int]) -> None:
         self._docs.clear()
 
-    def _process_run(self, records: list[CommandRecord]) -> None:
-        outcome = self.decide(records)
-        try:
-            results = self._stream.commit(outcome)
-        except LogError as e:
-            log.warning("commit of partition %s failed (%s); will retry on fresh state", outcome.partition, e)
+    def _committed(self, outcome: PartitionOutcome, results: list[CommandResult] | LogError) -> None:
+        if isinstance(results, LogError):
+            log.warning("commit of partition %s failed (%s); will retry on fresh state", outcome.partition, results)
             self._docs.clear()
             return
+        if self._snapshots is not None:
+            self._snapshots.noted(results)
         if self._on_results:
             self._on_results(results)
 
@@ -113,6 +122,9 @@ class CommandProcessor:
         missing = [agg for agg in aggregate_ids if agg not in self._docs]
         if not missing:
             return
+        if self._snapshots is not None:  # bounded: the latest snapshot plus the events after it
+            self._docs.update({agg: r.document for agg, r in self._snapshots.load(missing).items()})
+            return
         for agg, stored in self._log.read_aggregates(missing).items():
             collection, doc_id = split_aggregate_id(agg)
             doc = Document(collection, doc_id)
@@ -123,7 +135,7 @@ class CommandProcessor:
     def _decide_one(self, cmd: Command, record: CommandRecord, outcome: PartitionOutcome) -> None:
         doc = self._docs.get(cmd.aggregate_id) or Document(cmd.collection, cmd.id)
         try:
-            events = handle(cmd, doc, self._policies)
+            events = handle(cmd, doc, self._policies, base_loader(self._log, self._codec, cmd.aggregate_id, outcome))
         except DomainError as e:
             outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return

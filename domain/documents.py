@@ -62,9 +62,26 @@ class DocumentDeleted:
     type: ClassVar[str] = "DocumentDeleted"
 
 
-DocumentEvent = DocumentCreated | DocumentReplaced | DocumentPatched | DocumentDeleted
+@dataclass(frozen=True, slots=True)
+class ConflictResolved(DocumentPatched):
+    """A change made against a stale version was resolved by the collection's ``policy``.
+
+    It applies as a patch (``set``/``unset`` are the outcome); ``theirs`` is the incoming
+    change, ``ours`` the server's values of the fields it touched, ``decisions`` how each
+    field was settled: both sides stay in the log for the audit trail.
+    """
+
+    policy: str = ""
+    base_version: int = 0
+    theirs: JSON = field(default_factory=dict)
+    ours: JSON = field(default_factory=dict)
+    decisions: JSON = field(default_factory=dict)
+    type: ClassVar[str] = "ConflictResolved"
+
+
+DocumentEvent = DocumentCreated | DocumentReplaced | DocumentPatched | DocumentDeleted | ConflictResolved
 EVENT_TYPES: dict[str, type[DocumentEvent]] = {
-    cls.type: cls for cls in (DocumentCreated, DocumentReplaced, DocumentPatched, DocumentDeleted)
+    cls.type: cls for cls in (DocumentCreated, DocumentReplaced, DocumentPatched, DocumentDeleted, ConflictResolved)
 }
 
 

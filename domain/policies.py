@@ -11,18 +11,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from .documents import Document
+from .documents import Document, DocumentEvent
 from .errors import VersionConflict
+from .mutations import BaseLoader, Change, no_base, plain
 
 
 class ConflictPolicy(ABC):
-    """Decides whether a command made against ``expected_version`` may proceed."""
+    """Decides whether a command made against ``expected_version`` may proceed.
+
+    A policy that ``resolves`` conflicts sees every change of its collection through
+    ``decide`` (which may record a ``ConflictResolved``); the others are only asked to
+    ``check``, and ``decide`` checks and then applies the change as it is.
+    """
 
     name: str
+    resolves: bool = False
 
     @abstractmethod
     def check(self, doc: Document, expected_version: int | None) -> None:
         """Return if the command may proceed; raise VersionConflict otherwise."""
+
+    def decide(self, change: Change, doc: Document, base: BaseLoader = no_base) -> list[DocumentEvent]:
+        """The events ``change`` produces on ``doc`` (``base`` gives older versions); DomainError if none."""
+        self.check(doc, change.base_version)
+        return plain(change, doc)
 
 
 class StrictPolicy(ConflictPolicy):

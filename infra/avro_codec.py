@@ -24,12 +24,20 @@ from eventsourcing.utils import Environment
 from ..commands.models import Command, parse_command
 from ..commands.ports import Codec, Header
 from ..commands.results import CommandResult, Status
-from ..domain.documents import DocumentCreated, DocumentDeleted, DocumentEvent, DocumentPatched, DocumentReplaced
+from ..domain.documents import (
+    ConflictResolved,
+    DocumentCreated,
+    DocumentDeleted,
+    DocumentEvent,
+    DocumentPatched,
+    DocumentReplaced,
+)
 from ..domain.errors import ConfigurationError, InvalidInput, UnknownSchema
 from ..domain.records import EventMeta, NewEvent, Position, StoredEvent
 from .avro_schemas import (
     NAMESPACE,
     Record,
+    SchemaVersion,
     default_registry,
     read_body,
     write_body,
@@ -40,6 +48,9 @@ RESULT = f"{NAMESPACE}.CommandResult"
 CONTENT_TYPE = "application/vnd.apache.avro+binary; schema="
 _META_FIELDS = tuple(f.name for f in fields(EventMeta))
 _ENVELOPE_CONTENT_TYPE = (CONTENT_TYPE + ENVELOPE).encode()
+JSON_TEXT_FIELDS = {"data", "crdt"}
+"""Command fields that hold JSON objects, carried as JSON text."""
+CONFLICT_JSON = ("set", "theirs", "ours", "decisions")
 
 
 def dump_json(data: Any, what: str) -> str:
@@ -92,8 +103,8 @@ def decode_result(value: bytes) -> CommandResult:
 def encode_command(command: Command) -> bytes:
     """``command`` single-object encoded with the schema named after its type."""
     record = command.model_dump()
-    if "data" in record:
-        record["data"] = dump_json(record["data"], f"{command.type}.data")
+    for name in JSON_TEXT_FIELDS & record.keys():
+        record[name] = dump_json(record[name], f"{command.type}.{name}")
     return default_registry().write(f"{NAMESPACE}.{command.type}", record)
 
 
@@ -101,8 +112,9 @@ def decode_command(value: bytes) -> Command:
     """The validated command in a record value, or InvalidInput saying what is wrong."""
     schema, record = default_registry().read(value)
     type_name = schema.name.removeprefix(f"{NAMESPACE}.")
-    if "data" in record and isinstance(record["data"], str):
-        record["data"] = load_json(record["data"], f"{type_name}.data")
+    for name in JSON_TEXT_FIELDS & record.keys():
+        if isinstance(record[name], str):
+            record[name] = load_json(record[name], f"{type_name}.{name}")
     return parse_command(type_name, record)
 
 
@@ -132,6 +144,9 @@ def event_record(event: DocumentEvent) -> Record:
     """The Avro record of a domain event (JSON data carried as JSON text)."""
     if isinstance(event, DocumentCreated | DocumentReplaced):
         return {"data": dump_json(event.data, f"{event.type}.data")}
+    if isinstance(event, ConflictResolved):
+        texts = {name: dump_json(getattr(event, name), f"ConflictResolved.{name}") for name in CONFLICT_JSON}
+        return texts | {"unset": list(event.unset), "policy": event.policy, "base_version": event.base_version}
     if isinstance(event, DocumentPatched):
         return {"set": dump_json(event.set, "DocumentPatched.set"), "unset": list(event.unset)}
     return {}
@@ -142,6 +157,12 @@ _EVENT_READERS: dict[str, Callable[[Record], DocumentEvent]] = {
     "DocumentReplaced": lambda r: DocumentReplaced(load_json(r["data"], "DocumentReplaced.data")),
     "DocumentPatched": lambda r: DocumentPatched(load_json(r["set"], "DocumentPatched.set"), tuple(r["unset"])),
     "DocumentDeleted": lambda r: DocumentDeleted(),
+    "ConflictResolved": lambda r: ConflictResolved(
+        unset=tuple(r["unset"]),
+        policy=r["policy"],
+        base_version=r["base_version"],
+        **{name: load_json(r[name], f"ConflictResolved.{name}") for name in CONFLICT_JSON},
+    ),
 }
 
 
@@ -201,11 +222,17 @@ class AvroCodec(Codec):
         try:
             writer = self._registry.get(f"{NAMESPACE}.{event.type}", event.meta.schema_version)
             payload = self._unwrap(event.payload, event.meta)
-            return read(read_body(payload, 0, writer, self._registry.get(writer.name)))
+            return read(self._read_payload(event.type, payload, writer))
+        except KeyError as e:
+            raise UnknownSchema(f"{where}: the newest {event.type} schema has no field {e}") from e
         except UnknownSchema as e:
             raise UnknownSchema(f"{where}: {e}") from e
         except InvalidInput as e:
             raise UnknownSchema(f"{where} cannot be read: {e}") from e
+
+    def _read_payload(self, event_type: str, payload: bytes, writer: SchemaVersion) -> Record:
+        """The event record in ``payload`` as the newest schema of its type (the upcasting hook)."""
+        return read_body(payload, 0, writer, self._registry.get(writer.name))
 
     def _unwrap(self, payload: bytes, meta: EventMeta) -> bytes:
         """``payload`` decrypted and decompressed as ``meta`` says."""

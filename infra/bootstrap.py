@@ -16,12 +16,18 @@ from ..commands.models import Command
 from ..commands.ports import Codec, CommandBus, CommandStream, EventLog
 from ..commands.processor import CommandProcessor
 from ..commands.results import CommandResult
+from ..commands.snapshots import Snapshots
 from ..domain.documents import Document, DocumentEvent, apply, split_aggregate_id
 from ..domain.errors import ResultTimeout
+from ..domain.policies import PolicyBook
+from ..domain.policy_config import policy_book
 from ..domain.records import StoredEvent
 from .avro_codec import AvroCodec
+from .scheduler import SnapshotScheduler
 from .services import embedded_pg_dsn
 from .settings import Settings, load_settings
+from .snapshot_store import PostgresSnapshotStore, snapshot_mapper, snapshot_policy
+from .upcasting import UpcastingCodec
 
 
 @dataclass
@@ -34,6 +40,8 @@ class Backbone:
     codec: Codec
     pg_dsn: str
     _threads: list[tuple[threading.Thread, threading.Event]] = field(default_factory=list)
+    _snapshot_store: PostgresSnapshotStore | None = None
+    schedulers: list[SnapshotScheduler] = field(default_factory=list)
 
     def submit(self, command: Command, timeout_s: float | None = None) -> CommandResult:
         """Send one command through the bus and wait for its result."""
@@ -67,8 +75,31 @@ class Backbone:
         return doc
 
     def processor(self) -> CommandProcessor:
-        """A command processor on a new stream in the processor group."""
-        return CommandProcessor(self.log, make_stream(self), self.codec)
+        """A command processor on a new stream in the processor group, with its snapshot jobs (APScheduler)."""
+        if not self.settings.snapshots:
+            return CommandProcessor(self.log, make_stream(self), self.codec, self.policies())
+        snapshots = self.snapshots()
+        scheduler = SnapshotScheduler(snapshots, self.settings.snapshot_interval_s).start()
+        self.schedulers.append(scheduler)
+        snapshots.on_due = scheduler.due
+        return CommandProcessor(self.log, make_stream(self), self.codec, self.policies(), snapshots=snapshots)
+
+    def policies(self) -> PolicyBook:
+        """The conflict policy of each collection, from SYNC_POLICIES."""
+        return policy_book(self.settings.policies)
+
+    def snapshot_store(self) -> PostgresSnapshotStore:
+        """The snapshot store, made on first use (in Kafka mode: on SYNC_PG_DSN, else the embedded server)."""
+        if self._snapshot_store is None:
+            self.pg_dsn = self.pg_dsn or resolve_pg_dsn(self.settings)
+            mapper = snapshot_mapper(self.settings)
+            self._snapshot_store = PostgresSnapshotStore(self.pg_dsn, self.settings.namespace, mapper)
+        return self._snapshot_store
+
+    def snapshots(self) -> Snapshots:
+        """Loading from snapshot + tail and taking snapshots on this log (no store if SYNC_SNAPSHOTS=false)."""
+        store = self.snapshot_store() if self.settings.snapshots else None
+        return Snapshots(self.log, self.codec, store, snapshot_policy(self.settings))
 
     @contextmanager
     def running_processor(self) -> Iterator[CommandProcessor]:
@@ -85,6 +116,10 @@ class Backbone:
 
     def close(self) -> None:
         """Release every connection."""
+        for scheduler in self.schedulers:
+            scheduler.shutdown()
+        if self._snapshot_store is not None:
+            self._snapshot_store.close()
         self.bus.close()
         self.log.close()
 
@@ -97,7 +132,7 @@ def resolve_pg_dsn(settings: Settings) -> str:
 def make_codec(settings: Settings) -> AvroCodec:
     """The Avro codec, compressing and encrypting payloads as configured."""
     keys = {settings.cipher_key_id: settings.cipher_key} if settings.cipher_key else None
-    return AvroCodec(settings.compress, keys, settings.cipher_key_id if keys else None)
+    return UpcastingCodec(settings.compress, keys, settings.cipher_key_id if keys else None)
 
 
 def bootstrap(settings: Settings | None = None) -> Backbone:
@@ -130,8 +165,8 @@ def make_stream(backbone: Backbone) -> CommandStream:
 
         assert isinstance(backbone.log, PostgresEventLog)
         return PostgresCommandStream(backbone.pg_dsn, settings.namespace, backbone.log)
-    from .kafka_bus import KafkaCommandStream
     from .kafka_log import KafkaEventLog
+    from .kafka_stream import KafkaCommandStream
 
     assert isinstance(backbone.log, KafkaEventLog) and settings.kafka_bootstrap
     return KafkaCommandStream(settings.kafka_bootstrap, settings.namespace, backbone.log, backbone.codec)

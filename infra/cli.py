@@ -1,4 +1,5 @@
-"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench, query, rebuild, verify, projections.
+"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench, query, rebuild, verify, projections,
+replay, snapshot, audit.
 
 Errors a user can fix are printed as one line naming what is wrong and what to
 do, with exit code 2; no traceback reaches the user for their mistake.
@@ -18,7 +19,9 @@ from typing import Any
 from ..commands.models import COMMAND_TYPES, parse_command
 from ..domain.errors import InvalidInput, SyncBackboneError
 from .bootstrap import Backbone, bootstrap
+from .client_cli import add_client_commands, run_client
 from .projection_cli import READ_COMMANDS, add_read_commands
+from .replay_cli import REPLAY_COMMANDS, add_replay_commands
 from .settings import load_settings
 
 
@@ -47,10 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--limit", type=int, default=50)
     dlq.add_argument("--json", action="store_true")
     bench = sub.add_parser("bench", help="measure throughput and latency against raw baselines")
-    bench.add_argument("what", choices=["commands", "projections"])
+    bench.add_argument("what", choices=["commands", "projections", "recovery", "sync"])
     bench.add_argument("--count", type=int, default=20000, help="commands per run")
     bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
+    bench.add_argument("--events", type=int, default=100_000, help="history length (recovery)")
+    bench.add_argument("--changes", type=int, default=10_000, help="changes to pull (sync)")
     add_read_commands(sub)
+    add_replay_commands(sub)
+    add_client_commands(sub)
     return parser
 
 
@@ -73,6 +80,16 @@ def run(args: argparse.Namespace) -> int:
         from .projection_bench import run_projection_bench
 
         return run_projection_bench(args.count)
+    if args.cmd == "client":
+        return run_client(args)
+    if args.cmd == "bench" and args.what == "sync":
+        from .sync_bench import run_sync_bench
+
+        return run_sync_bench(args.changes, args.only)
+    if args.cmd == "bench" and args.what == "recovery":
+        from .recovery_bench import run_recovery_bench
+
+        return run_recovery_bench(args.events, args.only)
     if args.cmd == "bench":
         from .bench import run_bench
 
@@ -85,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(settings)
     backbone = bootstrap(settings)
     try:
-        handler = {"serve": serve, "submit": submit, "dlq": dlq_list, **READ_COMMANDS}[args.cmd]
+        handler = {"serve": serve, "submit": submit, "dlq": dlq_list, **READ_COMMANDS, **REPLAY_COMMANDS}[args.cmd]
         return handler(backbone, args)
     finally:
         backbone.close()
@@ -101,6 +118,9 @@ def serve(backbone: Backbone, args: argparse.Namespace) -> int:
     processor = backbone.processor()
     where = backbone.settings.kafka_bootstrap or "the embedded PostgreSQL log"
     print(f"processing {backbone.settings.namespace}.commands on {where}; Ctrl-C to stop", file=sys.stderr)
+    if backbone.settings.snapshots:
+        s = backbone.settings
+        print(f"snapshots: every {s.snapshot_every} events, and every {s.snapshot_interval_s:g} s", file=sys.stderr)
     try:
         processor.run(stop)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import uuid
 from ..commands.models import Command, CreateDocument, DeleteDocument, PatchDocument, PutDocument, parse_command
 from ..domain.documents import aggregate_id
 from ..domain.errors import InvalidInput
+from . import sync_demo
 from .bootstrap import Backbone, bootstrap
 from .settings import Settings
 
@@ -21,10 +22,12 @@ from .settings import Settings
 def run_demo(settings: Settings) -> int:
     where = settings.kafka_bootstrap or f"the embedded PostgreSQL log in {settings.data_dir}/"
     print(f"syncbackbone demo on {where} (namespace {settings.namespace!r})")
-    backbone = bootstrap(settings)
+    policies = {"tasks": sync_demo.POLICY} | settings.policies  # the sync part needs a merging collection
+    backbone = bootstrap(settings.model_copy(update={"policies": policies}))
     try:
         with backbone.running_processor():
             tour(backbone)
+            sync_demo.sync_tour(backbone)
     finally:
         backbone.close()
     return 0

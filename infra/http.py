@@ -25,6 +25,8 @@ from .bootstrap import Backbone
 from .projection_service import ReadSide, read_side
 from .read_models import parse_positions, parse_where
 from .services import port_open
+from .sync_http import sync_router
+from .sync_service import SyncService
 
 STATUS_OF_REJECTION = {"version_conflict": 409, "rejected": 409}
 MAX_WAIT_S = 60.0
@@ -124,6 +126,7 @@ def create_app(backbone: Backbone, side: ReadSide) -> FastAPI:
         report = health_report(backbone, side)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
+    app.include_router(sync_router(SyncService(backbone, queries), backbone.settings.policies))
     return app
 
 

@@ -10,13 +10,19 @@
 | SYNC_COMPRESS | zlib-compress event payloads | false |
 | SYNC_CIPHER_KEY / SYNC_CIPHER_KEY_ID | AES-GCM key (base64) and its id, to encrypt payloads | unset |
 | SYNC_RESULT_TIMEOUT_S | how long a submit waits for its result | 30 |
+| SYNC_POLICIES | conflict policy per collection, JSON, e.g. {"notes": "lww", "*": "strict"} | {} |
+| SYNC_SNAPSHOTS | take and use aggregate snapshots (PostgreSQL, also in Kafka mode) | true |
+| SYNC_SNAPSHOT_EVERY | K: snapshot an aggregate once it is K events past its last snapshot | 100 |
+| SYNC_SNAPSHOT_EVERY_BY_TYPE | K per aggregate type, JSON, e.g. {"document": 50} | {} |
+| SYNC_SNAPSHOT_INTERVAL_S | the processor's periodic snapshot job (0: none) | 60 |
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..commands.models import describe_validation_error
@@ -37,6 +43,11 @@ class Settings(BaseSettings):
     cipher_key: str | None = None
     cipher_key_id: str = "k1"
     result_timeout_s: float = Field(default=30.0, gt=0)
+    policies: dict[str, Any] = Field(default_factory=dict)
+    snapshots: bool = True
+    snapshot_every: int = Field(default=100, ge=1)
+    snapshot_every_by_type: dict[str, PositiveInt] = Field(default_factory=dict)
+    snapshot_interval_s: float = Field(default=60.0, ge=0)
 
     @property
     def embedded(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..domain.documents import DocumentCreated, DocumentDeleted, DocumentPatched, DocumentReplaced
+from ..domain.documents import ConflictResolved, DocumentCreated, DocumentDeleted, DocumentPatched, DocumentReplaced
 from .changes import Append, Change, MergeJson, Table, Upsert
 from .projection import Fact, Handler, Projection, Registry, from_ms
 
@@ -157,12 +157,14 @@ DOCUMENT_HANDLERS: dict[str, Handler] = {
     DocumentReplaced.type: document_replaced,
     DocumentPatched.type: document_patched,
     DocumentDeleted.type: document_deleted,
+    ConflictResolved.type: document_patched,  # a resolution applies as a patch
 }
 CHANGE_HANDLERS: dict[str, Handler] = {
     DocumentCreated.type: change_created,
     DocumentReplaced.type: change_replaced,
     DocumentPatched.type: change_patched,
     DocumentDeleted.type: change_deleted,
+    ConflictResolved.type: change_patched,
 }
 AUDIT_HANDLERS: dict[str, Handler] = {event_type: audited for event_type in DOCUMENT_HANDLERS}
 

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from support import drop_namespace
 
 from syncbackbone.infra.services import LOCAL_PG_DSN, Tansu, embedded_pg_dsn, pg_reachable
 
@@ -42,8 +42,7 @@ def tansu() -> Iterator[Tansu]:
 
 @pytest.fixture
 def namespace(pg_dsn: str) -> Iterator[str]:
-    """A fresh namespace (topic prefix and PostgreSQL schema) for one test; its schema is dropped after."""
+    """A fresh namespace (topic prefix and PostgreSQL schema) for one test; its schemas are dropped after."""
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{ns}" CASCADE')
+    drop_namespace(pg_dsn, ns)

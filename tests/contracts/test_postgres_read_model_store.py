@@ -7,20 +7,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from read_model_store_contract import ReadModelStoreContract, StoreFactory
+from support import drop_namespace
 
 from syncbackbone.infra.postgres_schema import open_pool
 from syncbackbone.infra.projection_store import PostgresReadModelStore
 from syncbackbone.projections.projection import Projection
-
-
-def drop_read_models(pg_dsn: str, namespace: str) -> None:
-    """Drop every schema of ``namespace``'s read models (live and scratch copies)."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"]
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
 class TestPostgresReadModelStore(ReadModelStoreContract):
@@ -33,7 +24,7 @@ class TestPostgresReadModelStore(ReadModelStoreContract):
 
         yield make
         pool.close()
-        drop_read_models(pg_dsn, namespace)
+        drop_namespace(pg_dsn, namespace)
 
     def test_scratch_copies_are_dropped_by_discard(self, make_store: StoreFactory, pg_dsn: str) -> None:
         from syncbackbone.projections.builtin import DOCUMENTS

@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "syncbackbone.infra.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-@pytest.fixture
-def env(pg_dsn: str, namespace: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    return dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace)
+from support import cli
 
 
 def test_submit_prints_one_json_result_and_a_stale_write_is_rejected(env: dict[str, str]) -> None:

@@ -3,34 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "syncbackbone.infra.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-@pytest.fixture
-def env(pg_dsn: str, namespace: str) -> Iterator[dict[str, str]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    yield dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace)
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"])
-        for (schema,) in rows.fetchall():
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+from support import cli
 
 
 def submit(env: dict[str, str], doc_id: str, data: str) -> dict[str, object]:

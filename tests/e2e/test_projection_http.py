@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,11 +24,6 @@ def client(pg_dsn: str, namespace: str) -> Iterator[TestClient]:
     finally:
         side.close()
         backbone.close()
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            for (schema,) in conn.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"]
-            ).fetchall():
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
 def positions(result: dict[str, object]) -> str:

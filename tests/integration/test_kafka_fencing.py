@@ -14,8 +14,9 @@ from syncbackbone.commands.ports import CommandRecord, CommandStream
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.errors import WriterFenced
 from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.kafka_bus import KafkaCommandBus, KafkaCommandStream
+from syncbackbone.infra.kafka_bus import KafkaCommandBus
 from syncbackbone.infra.kafka_log import KafkaEventLog
+from syncbackbone.infra.kafka_stream import KafkaCommandStream
 from syncbackbone.infra.services import Tansu
 
 DOCS = [f"d{i}" for i in range(8)]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from support import drop_namespace
 
 from syncbackbone.commands.models import CreateDocument, PatchDocument, PutDocument
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
@@ -16,13 +17,6 @@ from syncbackbone.infra.settings import load_settings
 from syncbackbone.projections.errors import NotFound, ProjectionLagging
 from syncbackbone.projections.maintenance import retry
 from syncbackbone.projections.runner import ProjectionRunner
-
-
-def drop_read_models(pg_dsn: str, namespace: str) -> None:
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"])
-        for (schema,) in rows.fetchall():
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ def side(backbone: Backbone, pg_dsn: str, namespace: str) -> Iterator[ReadSide]:
     rs = read_side(backbone)
     yield rs
     rs.close()
-    drop_read_models(pg_dsn, namespace)
+    drop_namespace(pg_dsn, namespace)
 
 
 class Quiet:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from syncbackbone.domain.documents import (
+    EVENT_TYPES,
     DocumentCreated,
     DocumentDeleted,
     DocumentEvent,
@@ -190,4 +191,4 @@ def test_a_change_the_store_refuses_is_isolated_by_bisection_and_the_rest_is_app
 
 @pytest.mark.parametrize("projection", [DOCUMENTS, CHANGES, AUDIT])
 def test_every_builtin_projection_handles_every_document_event_type(projection: Any) -> None:
-    assert projection.handles == {"DocumentCreated", "DocumentReplaced", "DocumentPatched", "DocumentDeleted"}
+    assert projection.handles == set(EVENT_TYPES)

@@ -21,11 +21,10 @@ import pytest
 
 from syncbackbone.domain.documents import DocumentCreated, DocumentPatched, aggregate_id
 from syncbackbone.domain.records import EventMeta
-from syncbackbone.infra.bootstrap import Backbone, bootstrap
+from syncbackbone.infra.bootstrap import Backbone
 from syncbackbone.infra.projection_claims import lock_key
 from syncbackbone.infra.projection_service import ReadSide, read_side
-from syncbackbone.infra.services import Tansu, free_port
-from syncbackbone.infra.settings import load_settings
+from syncbackbone.infra.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,30 +35,6 @@ class Quiet:
 
     def done(self) -> None:
         pass
-
-
-@pytest.fixture(params=["embedded", "kafka"])
-def env(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> Iterator[dict[str, str]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    env = dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, SYNC_PARTITIONS="4")
-    if request.param == "kafka":
-        tansu: Tansu = request.getfixturevalue("tansu")
-        env["SYNC_KAFKA_BOOTSTRAP"] = tansu.bootstrap
-    yield env
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{namespace}\\_\\_%"])
-        for (schema,) in rows.fetchall():
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
-
-
-@pytest.fixture
-def backbone(env: dict[str, str]) -> Iterator[Backbone]:
-    settings = load_settings(
-        kafka_bootstrap=env.get("SYNC_KAFKA_BOOTSTRAP"), pg_dsn=env["SYNC_PG_DSN"], namespace=env["SYNC_NAMESPACE"]
-    )
-    bb = bootstrap(settings)
-    yield bb
-    bb.close()
 
 
 @pytest.fixture

@@ -12,37 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from syncbackbone.commands.models import PutDocument
 from syncbackbone.commands.results import CommandResult
-from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.services import Tansu
-from syncbackbone.infra.settings import load_settings
+from syncbackbone.infra.bootstrap import Backbone
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["kafka", "embedded"])
-def env(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    env = dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, SYNC_PARTITIONS="4")
-    if request.param == "kafka":
-        tansu: Tansu = request.getfixturevalue("tansu")
-        env["SYNC_KAFKA_BOOTSTRAP"] = tansu.bootstrap
-    return env
-
-
-@pytest.fixture
-def backbone(env: dict[str, str]) -> Iterator[Backbone]:
-    settings = load_settings(
-        kafka_bootstrap=env.get("SYNC_KAFKA_BOOTSTRAP"), pg_dsn=env["SYNC_PG_DSN"], namespace=env["SYNC_NAMESPACE"]
-    )
-    bb = bootstrap(settings)
-    yield bb
-    bb.close()
 
 
 def start_processor(env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -1,0 +1,213 @@
+"""Snapshots on real PostgreSQL: the store, bounded recovery, the APScheduler jobs, and bad rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from syncbackbone.commands.models import PatchDocument, PutDocument
+from syncbackbone.commands.ports import EventLog
+from syncbackbone.commands.processor import CommandProcessor
+from syncbackbone.commands.snapshots import SnapshotPolicy, Snapshots
+from syncbackbone.domain.documents import Document, DocumentCreated, DocumentEvent, DocumentPatched
+from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
+from syncbackbone.domain.snapshots import SnapshotPoint
+from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream
+from syncbackbone.infra.settings import load_settings
+
+K = 100
+
+
+class CountingLog(EventLog):
+    """The real log, counting the events that aggregate reads return."""
+
+    def __init__(self, inner: EventLog) -> None:
+        self.inner, self.read = inner, 0
+
+    @property
+    def partitions(self) -> int:
+        return self.inner.partitions
+
+    def partition_for(self, aggregate_id: str) -> int:
+        return self.inner.partition_for(aggregate_id)
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        return self.inner.append(events)
+
+    def read_aggregate(
+        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        found = self.inner.read_aggregate(aggregate_id, from_version, to_version)
+        self.read += len(found)
+        return found
+
+    def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
+        found = self.inner.read_aggregates(aggregate_ids)
+        self.read += sum(len(v) for v in found.values())
+        return found
+
+    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        return self.inner.read_partition(partition, from_offset, limit)
+
+    def end_offset(self, partition: int) -> int:
+        return self.inner.end_offset(partition)
+
+    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
+        return self.inner.find_command(aggregate_id, command_id)
+
+    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        return self.inner.find_commands(keys)
+
+    def claim(self, partitions: Collection[int]) -> None:
+        self.inner.claim(partitions)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def make_backbone(pg_dsn: str, namespace: str, kafka: str | None = None, **overrides: object) -> Backbone:
+    options: dict[str, object] = {"snapshot_every": K, "snapshot_interval_s": 0, "partitions": 2, **overrides}
+    return bootstrap(load_settings(kafka_bootstrap=kafka, pg_dsn=pg_dsn, namespace=namespace, **options))
+
+
+@pytest.fixture
+def backbone(pg_dsn: str, namespace: str) -> Iterator[Backbone]:
+    bb = make_backbone(pg_dsn, namespace, snapshot_every=5)
+    yield bb
+    bb.close()
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def any_backbone(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> Iterator[Backbone]:
+    kafka = request.getfixturevalue("tansu").bootstrap if request.param == "kafka" else None
+    bb = make_backbone(pg_dsn, namespace, kafka)
+    yield bb
+    bb.close()
+
+
+def write(backbone: Backbone, agg: str, count: int) -> None:
+    """Append ``count`` events to ``agg`` straight to the log (a created document, then patches)."""
+    version = len(backbone.log.read_aggregate(agg))
+    for start in range(0, count, 5000):
+        batch = []
+        for i in range(start, min(start + 5000, count)):
+            version += 1
+            event: DocumentEvent = DocumentCreated({"i": i}) if version == 1 else DocumentPatched({"i": i})
+            batch.append(backbone.codec.new_event(agg, version, event, EventMeta()))
+        backbone.log.append(batch)
+
+
+@contextmanager
+def running(processor: CommandProcessor) -> Iterator[CommandProcessor]:
+    stop = threading.Event()
+    thread = threading.Thread(target=processor.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield processor
+    finally:
+        stop.set()
+        thread.join(10)
+        processor.close()
+
+
+def snapshot_version(backbone: Backbone, agg: str) -> int:
+    found = backbone.snapshot_store().load([agg]).found.get(agg)
+    return found.version if found else 0
+
+
+def test_a_snapshot_is_kept_with_its_version_and_log_position_and_an_older_one_never_replaces_it(
+    backbone: Backbone,
+) -> None:
+    store = backbone.snapshot_store()
+    newer = SnapshotPoint(Document("c", "a", 7, {"x": [1, "ü"]}), Position(1, 40))
+    older = SnapshotPoint(Document("c", "a", 3, {"x": 0}), Position(1, 12))
+    assert store.save([newer]) == 1
+    assert store.save([older]) == 0
+    found = store.load(["c/a", "c/none"])
+    assert found.found["c/a"].document == newer.document
+    assert found.found["c/a"].position == Position(1, 40)
+    assert "c/none" not in found.found and not found.unusable
+
+
+@pytest.mark.kafka
+def test_loading_an_aggregate_of_50k_events_reads_at_most_k_events_with_a_snapshot(any_backbone: Backbone) -> None:
+    bb, agg = any_backbone, "big/one"
+    write(bb, agg, 50_000 - K // 2)
+    assert bb.snapshots().take([agg]) == 1  # what the processor's job does K events after the last
+    write(bb, agg, K // 2 - 1)
+    without, counted = CountingLog(bb.log), CountingLog(bb.log)
+    assert Snapshots(without, bb.codec, None).load([agg])[agg].document.version == 50_000 - 1
+    assert without.read == 50_000 - 1
+    snapshots = Snapshots(counted, bb.codec, bb.snapshot_store(), SnapshotPolicy(K))
+    with running(CommandProcessor(counted, make_stream(bb), bb.codec, snapshots=snapshots)) as processor:
+        result = bb.submit(PatchDocument(collection="big", id="one", data={"last": True}, expected_version=49_999))
+        assert (result.status, result.version) == ("accepted", 50_000)
+        assert processor.cached(agg) == bb.document(agg)
+    assert 0 < counted.read <= K
+
+
+def test_the_processor_schedules_a_snapshot_once_an_aggregate_is_k_events_past_its_last(backbone: Backbone) -> None:
+    with backbone.running_processor():
+        for i in range(12):
+            assert backbone.submit(PutDocument(collection="k", id="a", data={"i": i})).status == "accepted"
+        assert backbone.schedulers[0].idle()
+    assert 10 <= snapshot_version(backbone, "k/a") <= 12
+    assert snapshot_version(backbone, "k/b") == 0
+
+
+def test_the_periodic_job_snapshots_every_aggregate_changed_since_its_last_snapshot(
+    pg_dsn: str, namespace: str
+) -> None:
+    bb = make_backbone(pg_dsn, namespace, snapshot_interval_s=0.2)
+    try:
+        with bb.running_processor():
+            bb.submit_many([PutDocument(collection="p", id=doc, data={}) for doc in ("a", "b")])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (snapshot_version(bb, "p/a") and snapshot_version(bb, "p/b")):
+                time.sleep(0.1)
+        assert (snapshot_version(bb, "p/a"), snapshot_version(bb, "p/b")) == (1, 1)
+    finally:
+        bb.close()
+
+
+def test_a_corrupted_snapshot_row_is_reported_ignored_and_replaced_while_the_processor_keeps_deciding(
+    backbone: Backbone, pg_dsn: str, namespace: str
+) -> None:
+    with backbone.running_processor():
+        for i in range(6):
+            backbone.submit(PutDocument(collection="c", id="a", data={"i": i}))
+        assert backbone.schedulers[0].idle()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{namespace}".snapshots SET state = %s, version = 99', [b"\x00garbage"])
+    lookup = backbone.snapshot_store().load(["c/a"])
+    assert "c/a" not in lookup.found
+    assert "snapshot of c/a (v99" in lookup.unusable["c/a"] and "cannot be decoded" in lookup.unusable["c/a"]
+    with backbone.running_processor():
+        result = backbone.submit(PatchDocument(collection="c", id="a", data={"more": 1}, expected_version=6))
+        assert (result.status, result.version) == ("accepted", 7)
+        assert backbone.schedulers[-1].idle()
+    assert snapshot_version(backbone, "c/a") == 7  # the processor's job replaced the unusable row
+
+
+def test_a_snapshot_that_does_not_match_the_log_is_ignored_and_the_aggregate_rebuilt(backbone: Backbone) -> None:
+    write(backbone, "m/a", 4)
+    elsewhere = Position(backbone.log.partition_for("m/a"), 10_000)
+    backbone.snapshot_store().save([SnapshotPoint(Document("m", "a", 3, {"wrong": True}), elsewhere)])
+    loaded = backbone.snapshots().load(["m/a"])["m/a"]
+    assert loaded.document == backbone.document("m/a")
+    assert loaded.snapshot_version == 0 and loaded.problem and "does not match the log" in loaded.problem
+
+
+def test_a_failing_snapshot_store_never_stops_the_processor(backbone: Backbone, pg_dsn: str, namespace: str) -> None:
+    backbone.snapshot_store()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE "{namespace}".snapshots')
+    with backbone.running_processor():
+        results = [backbone.submit(PutDocument(collection="f", id="a", data={"i": i})) for i in range(7)]
+        assert backbone.schedulers[0].idle()
+    assert [r.version for r in results] == list(range(1, 8))
