@@ -87,8 +87,11 @@ class AdvisoryLockClaims(PartitionClaims):
         self._drop()
 
     def _drop(self) -> None:
-        """Close the connection: PostgreSQL releases every lock it held."""
+        """Unlock everything, then close the connection (closing alone frees the locks only once the
+        server notices the disconnect, which may be after the next worker looked)."""
         if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
         self._conn, self._owned = None, set()
