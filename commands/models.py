@@ -17,6 +17,7 @@ from ..domain.errors import InvalidInput
 from ..domain.hlc import PATTERN as HLC_PATTERN
 
 NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
+TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 def new_command_id() -> str:
@@ -29,14 +30,14 @@ class Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=200)
+    command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=200, pattern=TEXT)
     collection: str = Field(pattern=NAME)
     id: str = Field(pattern=NAME)
     expected_version: int | None = Field(default=None, ge=0)
-    actor: str | None = None
-    correlation_id: str | None = None
-    client_id: str | None = None
-    tenant: str | None = None
+    actor: str | None = Field(default=None, max_length=200, pattern=TEXT)
+    correlation_id: str | None = Field(default=None, max_length=200, pattern=TEXT)
+    client_id: str | None = Field(default=None, max_length=200, pattern=TEXT)
+    tenant: str | None = Field(default=None, max_length=200, pattern=TEXT)
 
     @property
     def aggregate_id(self) -> str:

@@ -17,10 +17,10 @@ import threading
 from collections.abc import Callable, Sequence
 from itertools import groupby
 
-from ..domain.documents import Document, apply, split_aggregate_id
-from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, VersionConflict
+from ..domain.documents import Document, DocumentEvent, apply, split_aggregate_id
+from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, SyncBackboneError, VersionConflict
 from ..domain.policies import PolicyBook
-from ..domain.records import EventMeta
+from ..domain.records import EventMeta, NewEvent
 from .base_versions import base_loader
 from .handlers import handle
 from .models import Command
@@ -29,6 +29,9 @@ from .results import CommandResult, DeadLetter, accepted, rejected
 from .snapshots import Snapshots
 
 log = logging.getLogger(__name__)
+RETRY_PAUSE_S = 1.0
+MAX_CACHED_DOCUMENTS = 100_000
+MAX_EVENT_BYTES = 512 * 1024  # well under Kafka's default 1 MB record limit, envelope and headers included
 ResultsListener = Callable[[Sequence[CommandResult]], None]
 
 
@@ -54,9 +57,14 @@ class CommandProcessor:
         stream.on_reassign(self._reassigned)
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.2) -> None:
-        """Process until ``stop`` is set."""
+        """Process until ``stop`` is set; a failing round (log or database unavailable) is retried."""
         while not stop.is_set():
-            self.run_once(poll_timeout_s)
+            try:
+                self.run_once(poll_timeout_s)
+            except SyncBackboneError as e:  # the stream redelivers from its committed offsets
+                log.warning("processing failed (%s); retrying in %.0f s", e, RETRY_PAUSE_S)
+                self._docs.clear()
+                stop.wait(RETRY_PAUSE_S)
 
     def run_once(self, timeout_s: float = 0.2) -> int:
         """Process one poll's worth of records; return how many records it held."""
@@ -111,11 +119,11 @@ class CommandProcessor:
         for record in records:
             try:
                 decoded.append((self._codec.decode_command(record.value), record))
-            except InvalidInput as e:
+            except Exception as e:  # any record that cannot be decoded is poison: dead-letter it, keep flowing
                 outcome.dead.append(dead_letter(record, e))
                 command_id = header(record, "command_id")
-                if command_id:  # tell a waiting submitter instead of leaving it to time out
-                    outcome.answered.append(rejected(command_id, record.key or "", 0, str(e), "invalid"))
+                if command_id and len(command_id) <= 200 and "\x00" not in command_id:  # tell a waiting submitter
+                    outcome.answered.append(rejected(command_id, (record.key or "")[:400], 0, str(e), "invalid"))
         return decoded
 
     def _warm_cache(self, aggregate_ids: set[str]) -> None:
@@ -146,13 +154,27 @@ class CommandProcessor:
                 rejected(cmd.command_id, cmd.aggregate_id, doc.version, f"handler failed: {e}", "dead_lettered")
             )
             return
+        try:
+            doc, new = self._encode(cmd, doc, events)
+        except InvalidInput as e:  # e.g. NaN in the data, or events too large for the log
+            outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), "invalid"))
+            return
+        if len(self._docs) >= MAX_CACHED_DOCUMENTS:  # a miss only reloads from the log
+            self._docs.clear()
+        self._docs[cmd.aggregate_id] = doc
+        outcome.accepted.append((cmd.command_id, cmd.aggregate_id, new))
+
+    def _encode(self, cmd: Command, doc: Document, events: Sequence[DocumentEvent]) -> tuple[Document, list[NewEvent]]:
+        """The document after ``events`` and the events encoded; InvalidInput if they cannot be stored."""
         meta = meta_of(cmd)
         new = []
         for event in events:
             doc = apply(doc, event)
             new.append(self._codec.new_event(cmd.aggregate_id, doc.version, event, meta))
-        self._docs[cmd.aggregate_id] = doc
-        outcome.accepted.append((cmd.command_id, cmd.aggregate_id, new))
+        size = sum(len(e.payload) for e in new)
+        if size > MAX_EVENT_BYTES:
+            raise InvalidInput(f"the command's events take {size:,} bytes; the limit is {MAX_EVENT_BYTES:,}")
+        return doc, new
 
 
 def meta_of(cmd: Command) -> EventMeta:

@@ -95,17 +95,19 @@ class KafkaCommandStream(CommandStream):
         else:
             done = [self._transact_or_error(o) for o in outcomes]
         answers: list[list[CommandResult] | LogError] = []
+        unexpected: Exception | None = None
         for outcome, result in zip(outcomes, done, strict=True):
             with self._log.lock:
-                if isinstance(result, BaseException):
+                if isinstance(result, Exception):
                     self._failed(outcome.partition, result)
-                    if not isinstance(result, LogError):
-                        raise result
-                    answers.append(result)
+                    answers.append(result if isinstance(result, LogError) else LogError(repr(result)))
+                    unexpected = unexpected or (None if isinstance(result, LogError) else result)
                     continue
                 self._log.record_appended(result[1])
             self._committed[outcome.partition] = outcome.next_offset
             answers.append(result[0])
+        if unexpected is not None:  # a bug, not a broker error: surface it once every commit is recorded
+            raise unexpected
         return answers
 
     def _workers(self) -> ThreadPoolExecutor:
@@ -126,8 +128,9 @@ class KafkaCommandStream(CommandStream):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+        owned = self._claimed | self._lost  # closing the reader revokes (and forgets) the claimed partitions
         self._reader.close()
-        for partition in self._claimed:
+        for partition in owned:
             self._log.release(partition)
         self._claimed.clear()
         if self._own_client:

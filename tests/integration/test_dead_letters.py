@@ -51,6 +51,7 @@ def poison_records() -> list[tuple[str, RawCommand]]:
             "data": "{}",
         },
     )
+    nested = registry.write("syncbackbone.PutDocument", put_fields("too-deep", '{"a":' * 100_000 + "1" + "}" * 100_000))
     not_a_command = encode_envelope(NewEvent("c/x", 1, "DocumentCreated", b""))
     unknown_schema = b"\xc3\x01" + bytes(8) + b"body"
     return [
@@ -58,7 +59,14 @@ def poison_records() -> list[tuple[str, RawCommand]]:
         ("UnknownSchema", ("c/b", unknown_schema, [])),
         ("InvalidInput", ("c/c", not_a_command, [])),
         ("InvalidInput", ("c/d", invalid, [("command_id", b"bad-fields")])),
+        ("RecursionError", ("c/e", nested, [("command_id", b"too-deep")])),
     ]
+
+
+def put_fields(command_id: str, data: str) -> dict[str, object]:
+    """The fields of a PutDocument record whose ``data`` JSON text is given as is."""
+    nothing = dict.fromkeys(("expected_version", "actor", "correlation_id", "client_id", "tenant"))
+    return {"command_id": command_id, "collection": "c", "id": command_id, "data": data, **nothing}
 
 
 def test_poison_commands_are_dead_lettered_with_the_reason_and_later_commands_still_flow(
@@ -69,6 +77,8 @@ def test_poison_commands_are_dead_lettered_with_the_reason_and_later_commands_st
     poison = poison_records()
     backbone.bus.send_raw([raw for _, raw in poison])
     backbone.bus.send([exploding])
+    not_a_number = default_registry().write("syncbackbone.PutDocument", put_fields("nan", '{"x": NaN}'))
+    backbone.bus.send_raw([("c/nan", not_a_number, [("command_id", b"nan")])])
     backbone.bus.send_raw([(good.aggregate_id, encode_command(good), command_headers(good))])
     policies = PolicyBook(per_collection={"boom": ExplodingPolicy()})
     processor = CommandProcessor(backbone.log, make_stream(backbone), backbone.codec, policies)
@@ -76,7 +86,8 @@ def test_poison_commands_are_dead_lettered_with_the_reason_and_later_commands_st
     worker = threading.Thread(target=processor.run, args=(stop,), daemon=True)
     worker.start()
     try:
-        results = backbone.bus.wait_results([good.command_id, exploding.command_id, "garbage-1", "bad-fields"], 60)
+        ids = [good.command_id, exploding.command_id, "garbage-1", "bad-fields", "too-deep", "nan"]
+        results = backbone.bus.wait_results(ids, 60)
     finally:
         stop.set()
         worker.join(10)
@@ -84,8 +95,10 @@ def test_poison_commands_are_dead_lettered_with_the_reason_and_later_commands_st
     assert results[good.command_id].status == "accepted"
     assert results[exploding.command_id].code == "dead_lettered"
     assert results["garbage-1"].code == "invalid" and results["bad-fields"].code == "invalid"
+    assert results["too-deep"].code == "invalid"
+    assert results["nan"].code == "invalid" and "JSON" in (results["nan"].reason or "")  # rejected, not stored
     letters = backbone.bus.dead_letters(limit=10)
     assert [d.error_type for d in letters] == [kind for kind, _ in poison] + ["RuntimeError"]
     assert "collection" in letters[3].error and "expected_version" in letters[3].error
     assert letters[0].value == b"not avro at all"
-    assert "policy bug" in letters[4].error
+    assert "policy bug" in letters[5].error

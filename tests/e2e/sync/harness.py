@@ -57,8 +57,9 @@ class SyncServer:
         (projection lag alone is not enough on Tansu, whose high watermark can run behind)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            latest = {e.aggregate_id.partition("/")[2]: e.version for e in self.events(collection, doc_ids)}
             shown = {d: v for d, (v, _, _) in self.read_model(collection).items()}
+            ids = sorted(set(doc_ids) | set(shown))  # the server may hold documents no client has pulled yet
+            latest = {e.aggregate_id.partition("/")[2]: e.version for e in self.events(collection, ids)}
             fed = {c["id"]: c["version"] for c in self.side.queries.changes(collection, 0, 1000)}
             if latest == shown and all(fed.get(d) == v for d, v in latest.items()):
                 return
