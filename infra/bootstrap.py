@@ -160,8 +160,8 @@ def make_stream(backbone: Backbone) -> CommandStream:
     """A processor-side stream of the command bus, for the configured technology."""
     settings = backbone.settings
     if settings.embedded:
-        from .postgres_bus import PostgresCommandStream
         from .postgres_log import PostgresEventLog
+        from .postgres_stream import PostgresCommandStream
 
         assert isinstance(backbone.log, PostgresEventLog)
         return PostgresCommandStream(backbone.pg_dsn, settings.namespace, backbone.log)

@@ -20,7 +20,7 @@ from ..commands.results import CommandResult, DeadLetter
 from ..domain.errors import LogError
 from .avro_codec import command_headers, decode_result, encode_result
 from .kafka_client import Incoming, KafkaClient, Outgoing, is_marker, read_until
-from .kafka_log import Topics, ensure_topics
+from .kafka_partitions import Topics, ensure_topics
 from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 

@@ -18,7 +18,8 @@ from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import Position, StoredEvent
 from .kafka_bus import JOIN_TIMEOUT_S, POLL_LIMIT, dead_letter_record, result_record
 from .kafka_client import GroupTimeouts, KafkaClient
-from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog, now_ms
+from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog
+from .kafka_partitions import now_ms
 from .kafka_python import KafkaPythonClient
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ from bus_contract import PARTITIONS, BusContract, StreamFactory, create, poll_un
 
 from syncbackbone.commands.ports import CommandBus, CommandStream, PartitionOutcome
 from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.postgres_bus import PostgresCommandBus, PostgresCommandStream
+from syncbackbone.infra.postgres_bus import PostgresCommandBus
 from syncbackbone.infra.postgres_log import PostgresEventLog
+from syncbackbone.infra.postgres_stream import PostgresCommandStream
 
 
 class TestPostgresBus(BusContract):
