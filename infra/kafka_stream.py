@@ -15,15 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from ..commands.ports import Codec, CommandRecord, CommandStream, PartitionOutcome
 from ..commands.results import CommandResult, accepted
 from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
-from ..domain.records import Position, StoredEvent
+from ..domain.records import NewEvent, Position, StoredEvent
 from .kafka_bus import JOIN_TIMEOUT_S, POLL_LIMIT, dead_letter_record, result_record
-from .kafka_client import GroupTimeouts, KafkaClient
+from .kafka_client import GroupTimeouts, KafkaClient, TransactionalWriter
 from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog
 from .kafka_partitions import now_ms
 from .kafka_python import KafkaPythonClient
 
 log = logging.getLogger(__name__)
 Transacted = tuple[list[CommandResult], list[StoredEvent]]
+Prepared = tuple[PartitionOutcome, list[NewEvent], TransactionalWriter]
+Answers = list[list[CommandResult] | LogError]
 
 
 class KafkaCommandStream(CommandStream):
@@ -88,23 +90,28 @@ class KafkaCommandStream(CommandStream):
             raise done
         return done
 
-    def commit_many(self, outcomes: Sequence[PartitionOutcome]) -> list[list[CommandResult] | LogError]:
-        """Run the partitions' transactions at the same time (each partition has its own writer), then
-        record them in the index, in this thread (the consumer and the index are not shared with workers)."""
-        if len(outcomes) > 1:
-            done = list(self._workers().map(self._transact_or_error, outcomes))
-        else:
-            done = [self._transact_or_error(o) for o in outcomes]
-        answers: list[list[CommandResult] | LogError] = []
+    def commit_many(self, outcomes: Sequence[PartitionOutcome]) -> Answers:
+        """Run the partitions' transactions at the same time (each partition has its own writer). The
+        log's lock is held throughout, so a reader of an owned partition waits until the commit is in
+        the index (read-your-writes); workers only do I/O, and never touch the index or the consumer."""
+        with self._log.lock:
+            prepared = [self._prepare(o) for o in outcomes]
+            if len(prepared) > 1:
+                done = list(self._workers().map(self._transact_or_error, prepared))
+            else:
+                done = [self._transact_or_error(p) for p in prepared]
+            return self._record(outcomes, done)
+
+    def _record(self, outcomes: Sequence[PartitionOutcome], done: Sequence[Transacted | Exception]) -> Answers:
+        answers: Answers = []
         unexpected: Exception | None = None
         for outcome, result in zip(outcomes, done, strict=True):
-            with self._log.lock:
-                if isinstance(result, Exception):
-                    self._failed(outcome.partition, result)
-                    answers.append(result if isinstance(result, LogError) else LogError(repr(result)))
-                    unexpected = unexpected or (None if isinstance(result, LogError) else result)
-                    continue
-                self._log.record_appended(result[1])
+            if isinstance(result, Exception):
+                self._failed(outcome.partition, result)
+                answers.append(result if isinstance(result, LogError) else LogError(repr(result)))
+                unexpected = unexpected or (None if isinstance(result, LogError) else result)
+                continue
+            self._log.record_appended(result[1])
             self._committed[outcome.partition] = outcome.next_offset
             answers.append(result[0])
         if unexpected is not None:  # a bug, not a broker error: surface it once every commit is recorded
@@ -116,14 +123,23 @@ class KafkaCommandStream(CommandStream):
             self._pool = ThreadPoolExecutor(self._log.partitions, thread_name_prefix="txn")
         return self._pool
 
-    def _transact_or_error(
-        self, outcome: PartitionOutcome
-    ) -> tuple[list[CommandResult], list[StoredEvent]] | Exception:
-        if outcome.partition not in self._claimed:
-            return WriterFenced(f"partition {outcome.partition} of {self._topics.commands} is not owned by this stream")
+    def _prepare(self, outcome: PartitionOutcome) -> Prepared | Exception:
+        """Check ownership and versions against the index (under the log's lock, in this thread)."""
         try:
-            return self._transact(outcome)
-        except Exception as e:  # handed back to commit_many, which cleans up in the polling thread
+            if outcome.partition not in self._claimed:
+                raise WriterFenced(f"partition {outcome.partition} of {self._topics.commands} is not owned")
+            events = [e for _, _, batch in outcome.accepted for e in batch]
+            self._log.validate(events)
+            return outcome, events, self._log.writer(outcome.partition)
+        except Exception as e:  # handed back to _record, which cleans up
+            return e
+
+    def _transact_or_error(self, prepared: Prepared | Exception) -> Transacted | Exception:
+        if isinstance(prepared, Exception):
+            return prepared
+        try:
+            return self._transact(*prepared)
+        except Exception as e:  # handed back to _record, which cleans up in the polling thread
             return e
 
     def close(self) -> None:
@@ -137,13 +153,9 @@ class KafkaCommandStream(CommandStream):
         if self._own_client:
             self._client.close()
 
-    def _transact(self, outcome: PartitionOutcome) -> Transacted:
+    def _transact(self, outcome: PartitionOutcome, events: list[NewEvent], writer: TransactionalWriter) -> Transacted:
         """One transaction: events (waiting for their offsets), results, dead letters, input offset."""
         partition, at = outcome.partition, now_ms()
-        events = [e for _, _, batch in outcome.accepted for e in batch]
-        with self._log.lock:  # only the index check; the I/O below runs unlocked, one writer per partition
-            self._log.validate(events)
-            writer = self._log.writer(partition)
         records = [self._log.record(e, at) for e in events]
         if any(r.partition != partition for r in records):
             raise ConcurrencyConflict(f"an accepted event of partition {partition} belongs to another partition")
