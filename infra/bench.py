@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..commands.models import PutDocument
 from ..domain.errors import ConfigurationError, ResultTimeout
 from .bootstrap import Backbone, bootstrap, resolve_pg_dsn
+from .postgres_schema import drop_namespace
 from .progress import Progress
 from .services import Tansu
 from .settings import Settings, load_settings
@@ -93,6 +94,8 @@ def bench_log(settings: Settings, count: int) -> Figures:
         raw_name, raw = raw_baseline(settings, backbone, count)
     finally:
         backbone.close()
+        if backbone.pg_dsn:  # the bench's own namespace; its Kafka topics go with the Tansu it started
+            drop_namespace(backbone.pg_dsn, settings.namespace)
     return Figures(name, rate, p50, p95, p99, raw_name, raw)
 
 

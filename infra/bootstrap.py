@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from ..commands.models import Command
@@ -101,18 +101,9 @@ class Backbone:
         store = self.snapshot_store() if self.settings.snapshots else None
         return Snapshots(self.log, self.codec, store, snapshot_policy(self.settings))
 
-    @contextmanager
-    def running_processor(self) -> Iterator[CommandProcessor]:
+    def running_processor(self) -> AbstractContextManager[CommandProcessor]:
         """A processor working in a background thread for the duration of the block."""
-        processor, stop = self.processor(), threading.Event()
-        thread = threading.Thread(target=processor.run, args=(stop,), name="processor", daemon=True)
-        thread.start()
-        try:
-            yield processor
-        finally:
-            stop.set()
-            thread.join(10)
-            processor.close()
+        return running(self.processor())
 
     def close(self) -> None:
         """Release every connection."""
@@ -170,3 +161,17 @@ def make_stream(backbone: Backbone) -> CommandStream:
 
     assert isinstance(backbone.log, KafkaEventLog) and settings.kafka_bootstrap
     return KafkaCommandStream(settings.kafka_bootstrap, settings.namespace, backbone.log, backbone.codec)
+
+
+@contextmanager
+def running(processor: CommandProcessor) -> Iterator[CommandProcessor]:
+    """``processor`` working in a background thread for the duration of the block, then closed."""
+    stop = threading.Event()
+    thread = threading.Thread(target=processor.run, args=(stop,), name="processor", daemon=True)
+    thread.start()
+    try:
+        yield processor
+    finally:
+        stop.set()
+        thread.join(10)
+        processor.close()

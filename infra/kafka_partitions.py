@@ -14,8 +14,6 @@ from ..domain.records import StoredEvent
 from .kafka_client import KafkaClient
 
 log = logging.getLogger(__name__)
-COMMIT_TIMEOUT_S = 10.0
-LAZY_CLAIM_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,3 +186,13 @@ def ensure_bus(dsn: str, namespace: str, partitions: int) -> None:
         ensure_schema(conn, namespace, LOG_DDL, BUS_DDL)
         ensure_partitions(conn, namespace, "partitions", partitions)
         ensure_partitions(conn, namespace, "command_partitions", partitions)
+
+
+def drop_namespace(dsn: str, namespace: str) -> None:
+    """Drop the namespace's schema and its read models' schemas (``<ns>__<projection>``)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        schemas = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s", [namespace, f"{namespace}\\_\\_%"]
+        ).fetchall()
+        for (schema,) in schemas:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from ..domain.documents import DocumentCreated, aggregate_id
 from ..domain.records import EventMeta
 from .bootstrap import Backbone, bootstrap
+from .postgres_schema import drop_namespace
 from .progress import Progress
 from .projection_service import read_side
 from .settings import load_settings
@@ -110,15 +111,6 @@ def raw_upsert(dsn: str, namespace: str, count: int, per_statement: int = 1000) 
             )
             if (start // per_statement) % 5 == 4:
                 conn.commit()
-
-
-def drop_namespace(dsn: str, namespace: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        schemas = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s", [namespace, f"{namespace}\\_\\_%"]
-        ).fetchall()
-        for (schema,) in schemas:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
 def print_figures(count: int, rates: dict[str, float], copy_rate: float, upsert_rate: float) -> None:

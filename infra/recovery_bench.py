@@ -21,8 +21,8 @@ from ..domain.documents import DocumentCreated, DocumentEvent, DocumentPatched, 
 from ..domain.records import EventMeta, NewEvent
 from .bench import bench_ns, kafka_bootstrap
 from .bootstrap import Backbone, bootstrap
+from .postgres_schema import drop_namespace
 from .progress import Progress
-from .projection_bench import drop_namespace
 from .settings import Settings, load_settings
 
 AGGREGATES = 10

@@ -25,8 +25,8 @@ from ..domain.documents import DocumentCreated, aggregate_id
 from ..domain.records import EventMeta
 from .bootstrap import Backbone, bootstrap
 from .gateway_thread import gateway_in_thread
+from .postgres_schema import drop_namespace
 from .progress import Progress
-from .projection_bench import drop_namespace
 from .projection_service import ReadSide, read_side
 from .settings import load_settings
 from .sync_http import encoders

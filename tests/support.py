@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-import psycopg
+from syncbackbone.infra.postgres_schema import drop_namespace
+
+__all__ = ["cli", "drop_namespace", "user_env"]
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -25,13 +27,3 @@ def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:
     """This process's environment without SYNC_* variables, plus the test's PostgreSQL and namespace."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
     return dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
-
-
-def drop_namespace(pg_dsn: str, namespace: str) -> None:
-    """Drop the namespace's schema and its read models' schemas (``<ns>__<projection>``)."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s", [namespace, f"{namespace}\\_\\_%"]
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())

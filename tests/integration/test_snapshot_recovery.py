@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -17,7 +15,7 @@ from syncbackbone.commands.snapshots import SnapshotPolicy, Snapshots
 from syncbackbone.domain.documents import Document, DocumentCreated, DocumentEvent, DocumentPatched
 from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
 from syncbackbone.domain.snapshots import SnapshotPoint
-from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream
+from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
 from syncbackbone.infra.settings import load_settings
 
 K = 100
@@ -100,19 +98,6 @@ def write(backbone: Backbone, agg: str, count: int) -> None:
             event: DocumentEvent = DocumentCreated({"i": i}) if version == 1 else DocumentPatched({"i": i})
             batch.append(backbone.codec.new_event(agg, version, event, EventMeta()))
         backbone.log.append(batch)
-
-
-@contextmanager
-def running(processor: CommandProcessor) -> Iterator[CommandProcessor]:
-    stop = threading.Event()
-    thread = threading.Thread(target=processor.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield processor
-    finally:
-        stop.set()
-        thread.join(10)
-        processor.close()
 
 
 def snapshot_version(backbone: Backbone, agg: str) -> int:
