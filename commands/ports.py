@@ -7,7 +7,7 @@ tests in ``tests/contracts/``. The core sees only these abstract classes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..domain.documents import DocumentEvent
@@ -88,7 +88,16 @@ class EventLog(ABC):
 
     def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
         """The events of each aggregate, all versions, in order."""
-        return {agg: self.read_aggregate(agg) for agg in aggregate_ids}
+        return self.read_aggregates_from({agg: 1 for agg in aggregate_ids})
+
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        """The events of each aggregate from the version given for it on, in order."""
+        return {agg: self.read_aggregate(agg, first) for agg, first in from_versions.items()}
+
+    def checkpoint(self) -> int:
+        """Save what lets a restarted reader skip the log read so far; how many events that covered
+        (0 where reads need no such thing, as on a log stored in a database)."""
+        return 0
 
     @abstractmethod
     def claim(self, partitions: Collection[int]) -> None:

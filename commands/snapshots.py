@@ -85,8 +85,9 @@ class Snapshots:
         """Each aggregate's current state; raises if an event cannot be decoded."""
         lookup = self.lookup(aggregate_ids) if use_snapshots else SnapshotLookup()
         loaded: dict[str, Recovered] = {}
+        tails = self._log.read_aggregates_from({agg: p.version for agg, p in lookup.found.items()})
         for agg, point in lookup.found.items():
-            found = self._from_snapshot(point)
+            found = self._from_snapshot(point, tails[agg])
             if isinstance(found, Recovered):
                 loaded[agg] = found
             else:
@@ -111,9 +112,9 @@ class Snapshots:
             log.warning("snapshot of %s ignored, rebuilding from events: %s", agg, reason)
         return lookup
 
-    def _from_snapshot(self, point: SnapshotPoint) -> Recovered | str:
-        """The aggregate loaded from ``point`` and its tail, or why ``point`` does not fit the log."""
-        stored = self._log.read_aggregate(point.aggregate_id, point.version)
+    def _from_snapshot(self, point: SnapshotPoint, stored: Sequence[StoredEvent]) -> Recovered | str:
+        """The aggregate loaded from ``point`` and its events from the snapshot's version on, or why
+        ``point`` does not fit the log."""
         head = stored[0] if stored else None
         if head is None or head.version != point.version or head.position != point.position:
             where = f"p{point.position.partition}@{point.position.offset}"

@@ -139,10 +139,13 @@ def bootstrap(settings: Settings | None = None) -> Backbone:
         bus: CommandBus = PostgresCommandBus(dsn, settings.namespace, codec, settings.partitions)
         return Backbone(settings, log, bus, codec, dsn)
     from .kafka_bus import KafkaCommandBus
+    from .kafka_index import KafkaIndexStore
     from .kafka_log import KafkaEventLog
 
     assert settings.kafka_bootstrap
-    klog = KafkaEventLog(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions)
+    every = settings.index_checkpoint_every
+    store = KafkaIndexStore(lambda: resolve_pg_dsn(settings), settings.namespace) if every else None
+    klog = KafkaEventLog(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions, None, store, every)
     kbus = KafkaCommandBus(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions)
     return Backbone(settings, klog, kbus, codec, dsn)
 

@@ -163,8 +163,8 @@ class KafkaClient(ABC):
         """Per partition, an offset past every record committed before this call: read up to it to catch up."""
 
     @abstractmethod
-    def reader(self) -> Reader:
-        """A new reader, for one thread."""
+    def reader(self, max_fetch_bytes: int | None = None) -> Reader:
+        """A new reader, for one thread (fetching at most ``max_fetch_bytes`` per partition at a time, if given)."""
 
     @abstractmethod
     def group_reader(

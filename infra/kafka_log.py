@@ -1,33 +1,34 @@
 """The Kafka event log: topic ``<ns>.events``, key = aggregate id, one transactional writer per partition.
 
 Offsets are Kafka's: strictly increasing per partition, with gaps (transaction markers and
-catch-up markers take offsets). ``end_offset`` is one past the last event. Readers build an
-in-memory index per partition by reading it in log order and validating every record (G8): the
-first record of an (aggregate, version) wins and a version that is not its aggregate's next one
-is skipped, so the log reads the same everywhere even on a broker that shows aborted
-transactions (Tansu). The owner of a partition (the writer that claimed it, fencing the one
-before) trusts its own index; everyone else catches the partition up before each read.
+catch-up markers take offsets). ``end_offset`` is one past the last event. Reads go through an
+index per partition (``kafka_indexed.py``), built by reading it in log order and validating
+every record (G8): the first record of an (aggregate, version) wins and a version that is not
+its aggregate's next one is skipped, so the log reads the same everywhere even on a broker that
+shows aborted transactions (Tansu). The owner of a partition (the writer that claimed it,
+fencing the one before) trusts its own index; everyone else catches the partition up before
+each read. With an index store the index is saved in PostgreSQL now and then, so a restart
+reads only what came after the last checkpoint.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-import threading
 import time
-from bisect import bisect_left
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from ..commands.ports import Codec, EventLog
-from ..domain.errors import ConcurrencyConflict, InvalidInput, LogError, WriterFenced
+from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
-from .avro_codec import decode_envelope, encode_envelope, record_headers
-from .kafka_client import Incoming, KafkaClient, Outgoing, TransactionalWriter, is_marker, read_until
-from .kafka_partitions import PartitionIndex, Topics, ensure_topics, now_ms, parallel
+from .avro_codec import encode_envelope, record_headers
+from .kafka_client import KafkaClient, Outgoing, TransactionalWriter
+from .kafka_index import KafkaIndexStore
+from .kafka_indexed import IndexedPartitions
+from .kafka_partitions import Topics, ensure_topics, now_ms, parallel
 from .kafka_python import KafkaPythonClient
+from .kafka_saved import SavedEvents
 from .partitioning import partition_for
 
-log = logging.getLogger(__name__)
 COMMIT_TIMEOUT_S = 10.0
 LAZY_CLAIM_ATTEMPTS = 8
 
@@ -38,7 +39,14 @@ class KafkaEventLog(EventLog):
     ``record_appended`` the stored events (or ``abandon`` the partition if the transaction failed)."""
 
     def __init__(
-        self, bootstrap: str, namespace: str, codec: Codec, partitions: int = 4, client: KafkaClient | None = None
+        self,
+        bootstrap: str,
+        namespace: str,
+        codec: Codec,
+        partitions: int = 4,
+        client: KafkaClient | None = None,
+        index_store: KafkaIndexStore | None = None,
+        checkpoint_every: int = 10_000,
     ) -> None:
         self.namespace = namespace
         self.codec = codec
@@ -46,11 +54,11 @@ class KafkaEventLog(EventLog):
         self._own_client = client is None
         self._client = client or KafkaPythonClient(bootstrap)
         self._partitions = ensure_topics(self._client, self.topics, partitions)
-        self._index = [PartitionIndex() for _ in range(self._partitions)]
+        saved = SavedEvents(index_store, self._client, self.topics.events) if index_store else None
+        self._index = IndexedPartitions(self._client, self.topics.events, self._partitions, saved, checkpoint_every)
         self._writers: dict[int, TransactionalWriter] = {}
         self._explicit: set[int] = set()  # claimed with claim(): never re-claimed behind the caller's back
-        self._reader = self._client.reader()
-        self.lock = threading.RLock()
+        self.lock = self._index.lock
 
     @property
     def partitions(self) -> int:
@@ -58,6 +66,11 @@ class KafkaEventLog(EventLog):
 
     def partition_for(self, aggregate_id: str) -> int:
         return partition_for(aggregate_id, self._partitions)
+
+    @property
+    def records_read(self) -> int:
+        """Records read so far to catch partitions up (a log started at saved checkpoints reads only the tail)."""
+        return self._index.records_read
 
     def owns(self, partition: int) -> bool:
         """Whether this log holds the writer of ``partition`` (it may not know yet that it was fenced)."""
@@ -74,6 +87,7 @@ class KafkaEventLog(EventLog):
         """Raise ConcurrencyConflict unless each event is its aggregate's next version (batch included).
         Checks the index, which is authoritative for owned partitions only."""
         latest: dict[str, int] = {}
+        self._index.know(e.aggregate_id for e in events)
         for e in events:
             current = latest.get(e.aggregate_id)
             if current is None:
@@ -92,10 +106,10 @@ class KafkaEventLog(EventLog):
 
     def record_appended(self, stored: Iterable[StoredEvent]) -> None:
         """Add events of a committed transaction of ours to the index."""
-        for s in stored:
-            index = self._index[s.position.partition]
-            index.add(s)
-            index.next_offset = max(index.next_offset, s.position.offset + 1)
+        self._index.appended(stored)
+
+    def checkpoint(self) -> int:
+        return self._index.checkpoint()
 
     def abandon(self, partition: int, error: BaseException) -> None:
         """After a failed transaction: abort it and re-read the partition (a broker may show aborted
@@ -108,7 +122,7 @@ class KafkaEventLog(EventLog):
                 return
             try:
                 self._writers[partition].abort(COMMIT_TIMEOUT_S)
-                self._catch_up([partition])
+                self._index.catch_up([partition])
             except LogError:
                 self._lose(partition)
 
@@ -137,18 +151,14 @@ class KafkaEventLog(EventLog):
     def read_aggregate(
         self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[StoredEvent]:
-        partition = self.partition_for(aggregate_id)
         with self.lock:
-            self._sync([partition])
-            history = self._index[partition].by_aggregate.get(aggregate_id, [])
-            return history[max(from_version, 1) - 1 : None if to_version is None else max(to_version, 0)]
+            self._sync([self.partition_for(aggregate_id)])
+            return self._index.histories({aggregate_id: (from_version, to_version)})[aggregate_id]
 
     def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
         with self.lock:
             self._sync([partition])
-            index = self._index[partition]
-            start = bisect_left(index.offsets, from_offset)
-            return index.events[start : start + max(limit, 0)]
+            return self._index.partition_events(partition, from_offset, max(limit, 0))
 
     def end_offset(self, partition: int) -> int:
         with self.lock:
@@ -159,19 +169,17 @@ class KafkaEventLog(EventLog):
         return self.find_commands([(aggregate_id, command_id)]).get(command_id, [])
 
     def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
-        found: dict[str, list[StoredEvent]] = {}
         with self.lock:
             self._sync(self.partition_for(agg) for agg, _ in keys)
-            for agg, command_id in keys:
-                events = self._index[self.partition_for(agg)].by_command.get((agg, command_id))
-                if events:
-                    found.setdefault(command_id, []).extend(events)
-        return found
+            return self._index.commands(keys)
 
     def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
+        return self.read_aggregates_from({agg: 1 for agg in aggregate_ids})
+
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
         with self.lock:
-            self._sync(self.partition_for(agg) for agg in aggregate_ids)
-            return {agg: list(self._index[self.partition_for(agg)].by_aggregate.get(agg, ())) for agg in aggregate_ids}
+            self._sync(self.partition_for(agg) for agg in from_versions)
+            return self._index.histories({agg: (first, None) for agg, first in from_versions.items()})
 
     def claim(self, partitions: Collection[int]) -> None:
         with self.lock:
@@ -182,7 +190,8 @@ class KafkaEventLog(EventLog):
         with self.lock:
             for partition in list(self._writers):
                 self._lose(partition)
-            self._reader.close()
+        self._index.close()
+        with self.lock:
             if self._own_client:
                 self._client.close()
 
@@ -200,7 +209,7 @@ class KafkaEventLog(EventLog):
         writers = {p: self._client.writer(f"{self.namespace}.writer-p{p}") for p in wanted}
         try:
             parallel([w.init for w in writers.values()])
-            self._catch_up(wanted)
+            self._index.catch_up(wanted)
         except BaseException:
             for w in writers.values():
                 w.close()
@@ -234,10 +243,10 @@ class KafkaEventLog(EventLog):
         the broker showed anyway (Tansu does not hide aborted transactions) won their versions."""
         landed = []
         for e in events:
-            history = self._index[self.partition_for(e.aggregate_id)].by_aggregate.get(e.aggregate_id, [])
-            if len(history) < e.version or history[e.version - 1].event != e:
+            found = self._index[self.partition_for(e.aggregate_id)].at_version(e.aggregate_id, e.version)
+            if found is None or found.event != e:
                 break
-            landed.append(history[e.version - 1])
+            landed.append(found)
         return landed
 
     def _write(self, partition: int, events: list[NewEvent]) -> list[StoredEvent]:
@@ -257,27 +266,4 @@ class KafkaEventLog(EventLog):
     def _sync(self, partitions: Iterable[int]) -> None:
         stale = sorted({p for p in partitions if p not in self._writers})
         if stale:
-            self._catch_up(stale)
-
-    def _catch_up(self, partitions: list[int]) -> None:
-        """Read ``partitions`` from where the index stopped to their current end, validating each record."""
-        ends = self._client.end_offsets(self.topics.events, partitions)
-        self._reader.assign(self.topics.events, partitions)
-        for p in partitions:
-            self._reader.seek(p, self._index[p].next_offset)
-        for record in read_until(self._reader, ends):
-            self._index_record(record)
-        for p in partitions:
-            self._index[p].next_offset = max(self._index[p].next_offset, self._reader.position(p))
-
-    def _index_record(self, record: Incoming) -> None:
-        index = self._index[record.partition]
-        index.next_offset = record.offset + 1
-        if is_marker(record) or not record.value:
-            return
-        try:
-            event = decode_envelope(record.value)
-        except InvalidInput as e:
-            log.warning("skipping unreadable record %s-%s: %s", self.topics.events, record.offset, e)
-            return
-        index.add(StoredEvent(event, Position(record.partition, record.offset), record.timestamp_ms))
+            self._index.catch_up(stale)

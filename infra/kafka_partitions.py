@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from ..domain.errors import ConfigurationError
 from ..domain.records import StoredEvent
 from .kafka_client import KafkaClient
+from .kafka_index import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,35 +73,65 @@ def parallel(calls: Sequence[Callable[[], None]]) -> None:
 
 
 class PartitionIndex:
-    """The valid events of one partition, in log order, by aggregate and by (aggregate, command)."""
+    """The valid events of one partition in log order: those from ``base`` on in memory, and below
+    ``base`` (the saved checkpoint it started from) each aggregate's version once it was looked up."""
 
-    __slots__ = ("events", "offsets", "by_aggregate", "by_command", "next_offset")
+    __slots__ = (
+        *("base", "base_end", "last", "prior", "saved", "next_offset"),
+        *("events", "offsets", "by_aggregate", "by_command"),
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        self.base = checkpoint.next_offset if checkpoint else 0
+        self.base_end = checkpoint.last_offset + 1 if checkpoint else 0
+        self.last = checkpoint
+        self.prior: dict[str, int] = {}  # aggregate -> its version below base (looked up, then cached)
         self.events: list[StoredEvent] = []
         self.offsets: list[int] = []
         self.by_aggregate: dict[str, list[StoredEvent]] = {}
         self.by_command: dict[tuple[str, str], list[StoredEvent]] = {}
-        self.next_offset = 0  # the next offset to read from the log
+        self.next_offset = self.base  # the next offset to read from the log
+        self.saved = self.base  # the saved index covers the offsets below this
+
+    def unknown(self, aggregate_ids: Iterable[str]) -> set[str]:
+        """Those of ``aggregate_ids`` whose version below base has not been looked up yet."""
+        return {a for a in aggregate_ids if a not in self.prior} if self.base else set()
+
+    def prior_version(self, aggregate_id: str) -> int:
+        """The aggregate's version below base (look it up first if ``unknown``)."""
+        return self.prior[aggregate_id] if self.base else 0
 
     def version(self, aggregate_id: str) -> int:
-        return len(self.by_aggregate.get(aggregate_id, ()))
+        return self.prior_version(aggregate_id) + len(self.by_aggregate.get(aggregate_id, ()))
+
+    def at_version(self, aggregate_id: str, version: int) -> StoredEvent | None:
+        """The event at ``version`` if it is held in memory."""
+        history = self.by_aggregate.get(aggregate_id, [])
+        i = version - self.prior_version(aggregate_id) - 1
+        return history[i] if 0 <= i < len(history) else None
 
     @property
     def end(self) -> int:
         """One past the last event's offset (0 if none)."""
-        return self.offsets[-1] + 1 if self.offsets else 0
+        return self.offsets[-1] + 1 if self.offsets else self.base_end
 
     def add(self, stored: StoredEvent) -> bool:
         """Keep ``stored`` if it is its aggregate's next version (G8); whether it was kept."""
         event = stored.event
-        history = self.by_aggregate.setdefault(event.aggregate_id, [])
-        if event.version != len(history) + 1:
+        if event.version != self.version(event.aggregate_id) + 1:
             log.debug("skipping %s v%s at %s: not the next version", event.aggregate_id, event.version, stored.position)
             return False
-        history.append(stored)
+        self.by_aggregate.setdefault(event.aggregate_id, []).append(stored)
         self.events.append(stored)
         self.offsets.append(stored.position.offset)
         if event.meta.causation_id is not None:
             self.by_command.setdefault((event.aggregate_id, event.meta.causation_id), []).append(stored)
         return True
+
+    def unsaved(self) -> tuple[list[StoredEvent], Checkpoint | None]:
+        """The events not saved yet, and the checkpoint that saving them makes (None: nothing new)."""
+        tip = self.events[-1] if self.events else None
+        last = Checkpoint(self.next_offset, tip.position.offset, tip.aggregate_id, tip.version) if tip else self.last
+        if last is None or self.next_offset <= self.saved:
+            return [], None
+        return self.events[bisect_left(self.offsets, self.saved) :], replace(last, next_offset=self.next_offset)

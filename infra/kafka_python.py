@@ -273,10 +273,11 @@ class KafkaPythonClient(KafkaClient):
 
     def _consumer(self, **config: Any) -> KafkaConsumer:
         with translated(f"connecting to Kafka at {self.bootstrap}"):
-            return KafkaConsumer(bootstrap_servers=self.bootstrap, **CONSUME, **config)
+            return KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config})
 
-    def reader(self) -> Reader:
-        return KafkaPythonReader(self._consumer(max_poll_records=5000))
+    def reader(self, max_fetch_bytes: int | None = None) -> Reader:
+        sized = {} if max_fetch_bytes is None else {"max_partition_fetch_bytes": max_fetch_bytes}
+        return KafkaPythonReader(self._consumer(max_poll_records=5000, **sized))
 
     def group_reader(
         self, topic: str, group: str, on_assigned: Partitions, on_revoked: Partitions, timeouts: GroupTimeouts

@@ -255,10 +255,12 @@ class PostgresEventLog(EventLog):
                 found.setdefault(str(stored.event.meta.causation_id), []).append(stored)
         return found
 
-    def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
-        found: dict[str, list[StoredEvent]] = {agg: [] for agg in aggregate_ids}
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        found: dict[str, list[StoredEvent]] = {agg: [] for agg in from_versions}
         if found:
-            for stored in self._select("aggregate_id = ANY(%s) ORDER BY aggregate_id, version", [list(found)]):
+            wanted = "unnest(%s::text[], %s::bigint[]) AS w(a, f), "
+            where = "aggregate_id = a AND version >= f ORDER BY aggregate_id, version"
+            for stored in self._select(where, [list(found), [from_versions[a] for a in found]], wanted):
                 found[stored.aggregate_id].append(stored)
         return found
 
@@ -288,9 +290,9 @@ class PostgresEventLog(EventLog):
     def close(self) -> None:
         self._pool.close()
 
-    def _select(self, where: str, params: Sequence[Any]) -> list[StoredEvent]:
+    def _select(self, where: str, params: Sequence[Any], joined: str = "") -> list[StoredEvent]:
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {SELECT_COLUMNS} FROM {self._s}.events WHERE {where}".encode(), params
+                f"SELECT {SELECT_COLUMNS} FROM {joined}{self._s}.events WHERE {where}".encode(), params
             ).fetchall()
         return [row_to_stored(r) for r in rows]

@@ -4,10 +4,11 @@ For each log (the embedded PostgreSQL log; Kafka on Tansu or SYNC_KAFKA_BOOTSTRA
 the history of 10 aggregates to a tenth of ``--events`` and then to ``--events``. At each
 length the newest snapshots are K/2 events old (K = SYNC_SNAPSHOT_EVERY): they are taken,
 then every aggregate gets K/2 more events, as if the processor had snapshotted K/2 events
-ago. A restart is a fresh process's work: wire new adapters (on Kafka, claim the partitions:
-fence the old writer and read the partitions into the index), then load every aggregate,
-once from zero and once from snapshot + tail. With snapshots the load reads K/2 + 1 events
-per aggregate whatever the history length.
+ago; on Kafka the partition index is saved then too (as the processor does every
+SYNC_INDEX_CHECKPOINT_EVERY events). A restart is a fresh process's work: wire new adapters
+(on Kafka, claim the partitions: fence the old writer and read the records after the saved
+index checkpoint), then load every aggregate, once from zero and once from snapshot + tail.
+With snapshots the load reads K/2 + 1 events per aggregate whatever the history length.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ class Restart:
 
     seconds: float
     read: int
+    scanned: int | None = None
+    """Records the Kafka log read to catch its partitions up."""
 
     def __str__(self) -> str:
-        return f"{self.seconds:6.3f} s ({self.read:,} events read)"
+        scanned = "" if self.scanned is None else f", {self.scanned:,} scanned"
+        return f"{self.seconds:6.3f} s ({self.read:,} events read{scanned})"
 
 
 def run_recovery_bench(events: int, only: str | None) -> int:
@@ -58,7 +62,7 @@ def bench_log(settings: Settings, events: int) -> list[str]:
     ids = [aggregate_id("recovery", f"a{i}") for i in range(AGGREGATES)]
     lines = [
         f"recovery, {name}: {AGGREGATES} aggregates, snapshot every {k} events, newest snapshots {k // 2} events old",
-        f"  {'history':>9}   {'without snapshots':<32} with snapshots",
+        f"  {'history':>9}   {'without snapshots':<46} with snapshots",
     ]
     writer = bootstrap(settings)
     try:
@@ -66,7 +70,7 @@ def bench_log(settings: Settings, events: int) -> list[str]:
             grow(writer, ids, length)
             without = restart(settings.model_copy(update={"snapshots": False}), ids)
             with_ = restart(settings, ids)
-            lines.append(f"  {length:>9,}   {without!s:<32} {with_}")
+            lines.append(f"  {length:>9,}   {without!s:<46} {with_}")
     finally:
         if writer.pg_dsn:
             drop_namespace(writer.pg_dsn, settings.namespace)
@@ -81,6 +85,7 @@ def grow(backbone: Backbone, ids: Sequence[str], length: int) -> None:
     have = sum(versions.values())
     append(backbone, versions, max(0, length - tail - have))
     backbone.snapshots().take(ids)
+    backbone.log.checkpoint()
     append(backbone, versions, length - sum(versions.values()))
 
 
@@ -111,6 +116,7 @@ def restart(settings: Settings, ids: Sequence[str]) -> Restart:
             backbone.log.claim(range(backbone.log.partitions))  # what a processor does on assignment
         loaded = backbone.snapshots().load(ids, use_snapshots=settings.snapshots)
         seconds = time.perf_counter() - started
+        scanned = getattr(backbone.log, "records_read", None)
     finally:
         backbone.close()
-    return Restart(seconds, sum(r.read for r in loaded.values()))
+    return Restart(seconds, sum(r.read for r in loaded.values()), scanned)

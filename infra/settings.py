@@ -15,6 +15,7 @@
 | SYNC_SNAPSHOT_EVERY | K: snapshot an aggregate once it is K events past its last snapshot | 100 |
 | SYNC_SNAPSHOT_EVERY_BY_TYPE | K per aggregate type, JSON, e.g. {"document": 50} | {} |
 | SYNC_SNAPSHOT_INTERVAL_S | the processor's periodic snapshot job (0: none) | 60 |
+| SYNC_INDEX_CHECKPOINT_EVERY | Kafka: save the partition index in PostgreSQL every N events (0: never) | 10000 |
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     snapshot_every: int = Field(default=100, ge=1)
     snapshot_every_by_type: dict[str, PositiveInt] = Field(default_factory=dict)
     snapshot_interval_s: float = Field(default=60.0, ge=0)
+    index_checkpoint_every: int = Field(default=10_000, ge=0)
 
     @property
     def embedded(self) -> bool:

@@ -16,6 +16,8 @@ from syncbackbone.domain.documents import Document, DocumentCreated, DocumentEve
 from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
 from syncbackbone.domain.snapshots import SnapshotPoint
 from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
+from syncbackbone.infra.kafka_log import KafkaEventLog
+from syncbackbone.infra.services import Tansu
 from syncbackbone.infra.settings import load_settings
 
 K = 100
@@ -134,6 +136,31 @@ def test_loading_an_aggregate_of_50k_events_reads_at_most_k_events_with_a_snapsh
         assert (result.status, result.version) == ("accepted", 50_000)
         assert processor.cached(agg) == bb.document(agg)
     assert 0 < counted.read <= K
+
+
+@pytest.mark.kafka
+def test_a_restarted_kafka_processor_reads_the_records_after_the_index_checkpoint_not_the_history(
+    tansu: Tansu, pg_dsn: str, namespace: str
+) -> None:
+    first, agg = make_backbone(pg_dsn, namespace, tansu.bootstrap), "big/one"
+    write(first, agg, 20_000)
+    first.snapshots().take([agg])
+    first.log.checkpoint()  # what the log does every SYNC_INDEX_CHECKPOINT_EVERY events
+    write(first, agg, K // 2)
+    first.close()  # an orderly stop saves the index too; a crash would leave these K/2 to read again
+
+    restarted = make_backbone(pg_dsn, namespace, tansu.bootstrap)
+    try:
+        assert isinstance(restarted.log, KafkaEventLog)
+        with running(restarted.processor()):
+            result = restarted.submit(PatchDocument(collection="big", id="one", data={"n": 1}, expected_version=20_050))
+            assert (result.status, result.version) == ("accepted", 20_051)
+        assert restarted.log.records_read < 20, "the restart read the partition, not the tail after the checkpoint"
+        folded = restarted.document(agg)  # all 20,051 events: below the checkpoint, fetched by offset
+        assert folded.version == 20_051 and folded.data["n"] == 1
+        assert restarted.snapshots().load([agg])[agg].document == folded
+    finally:
+        restarted.close()
 
 
 def test_the_processor_schedules_a_snapshot_once_an_aggregate_is_k_events_past_its_last(backbone: Backbone) -> None:

@@ -1,0 +1,207 @@
+"""The read side of the Kafka log: every partition's validated index, caught up on demand.
+
+Each partition of ``<ns>.events`` is read in log order into a ``PartitionIndex`` (G8: the first
+record of an (aggregate, version) wins). With an index store (``kafka_index.py``) the index is
+saved every ``checkpoint_every`` events and on close, and a partition never read before starts
+at its saved checkpoint: only the records after it are read, and events below it are located
+in PostgreSQL and fetched by offset (``kafka_saved.py``). Without one, every partition is read
+from offset 0. Callers hold ``lock`` around every method but ``checkpoint``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Mapping
+
+from ..domain.errors import InvalidInput, LogError
+from ..domain.records import Position, StoredEvent
+from .avro_codec import decode_envelope
+from .kafka_client import Incoming, KafkaClient, is_marker, read_until
+from .kafka_partitions import PartitionIndex
+from .kafka_saved import SavedEvents
+from .partitioning import partition_for
+
+log = logging.getLogger(__name__)
+CHUNK = 5000
+Range = tuple[int, int | None]
+"""First and last version (None: the latest)."""
+
+
+class IndexedPartitions:
+    """The index of each partition of one events topic, and the saved checkpoints it starts from."""
+
+    def __init__(
+        self, client: KafkaClient, topic: str, partitions: int, saved: SavedEvents | None, checkpoint_every: int
+    ) -> None:
+        self.topic, self.lock = topic, threading.RLock()
+        self._client, self._reader, self._saved = client, client.reader(), saved
+        self._index = [PartitionIndex() for _ in range(partitions)]
+        self._every, self._unsaved, self._saving = checkpoint_every, 0, threading.Lock()
+        self._started: set[int] = set()  # partitions whose index was started from the saved checkpoint
+        self.records_read = 0
+        """Records read while catching up partitions (events, markers and skipped ones)."""
+
+    def __getitem__(self, partition: int) -> PartitionIndex:
+        return self._index[partition]
+
+    def catch_up(self, partitions: list[int]) -> None:
+        """Read ``partitions`` from where the index stopped to their current end, validating each record."""
+        ends = self._client.end_offsets(self.topic, partitions)
+        for p in partitions:
+            self._start(p, ends[p])
+        self._reader.assign(self.topic, partitions)
+        for p in partitions:
+            self._reader.seek(p, self._index[p].next_offset)
+        chunk: list[Incoming] = []
+        for record in read_until(self._reader, ends):
+            chunk.append(record)
+            if len(chunk) == CHUNK:
+                self._add_records(chunk)
+                chunk = []
+        self._add_records(chunk)
+        for p in partitions:
+            self._index[p].next_offset = max(self._index[p].next_offset, self._reader.position(p))
+
+    def appended(self, stored: Iterable[StoredEvent]) -> None:
+        """Add the events of a committed transaction of ours; save a checkpoint in the background when due."""
+        for s in stored:
+            index = self._index[s.position.partition]
+            index.add(s)
+            index.next_offset = max(index.next_offset, s.position.offset + 1)
+            self._unsaved += 1
+        if self._saved is not None and self._unsaved >= self._every and not self._saving.locked():
+            self._unsaved = 0
+            threading.Thread(target=self.checkpoint, name="kafka-index-checkpoint", daemon=True).start()
+
+    def know(self, aggregate_ids: Iterable[str]) -> None:
+        """Look up the versions below the checkpoint of the aggregates not looked up yet."""
+        unknown: dict[int, set[str]] = {}
+        for agg in aggregate_ids:
+            p = partition_for(agg, len(self._index))
+            if self._index[p].unknown([agg]):
+                unknown.setdefault(p, set()).add(agg)
+        for p, aggs in unknown.items():
+            found = self._store_of(p).store.versions(aggs, self._index[p].base)
+            self._index[p].prior.update({agg: found.get(agg, 0) for agg in aggs})
+
+    def histories(self, wanted: Mapping[str, Range]) -> dict[str, list[StoredEvent]]:
+        """Each aggregate's events between two versions, from below the checkpoint and from memory."""
+        older: dict[int, dict[str, tuple[int, int]]] = {}
+        newer: dict[str, list[StoredEvent]] = {}
+        self.know(wanted)
+        for agg, (first, last) in wanted.items():
+            p = partition_for(agg, len(self._index))
+            prior, tail = self._index[p].prior_version(agg), self._index[p].by_aggregate.get(agg, [])
+            first, last = max(first, 1), prior + len(tail) if last is None else last
+            if first <= min(prior, last):
+                older.setdefault(p, {})[agg] = (first, min(prior, last))
+            newer[agg] = tail[max(first - prior, 1) - 1 : max(last - prior, 0)]
+        found: dict[str, list[StoredEvent]] = {agg: [] for agg in wanted}
+        for p, ranges in older.items():
+            found.update(self._store_of(p).between(p, ranges))
+        return {agg: found[agg] + newer[agg] for agg in wanted}
+
+    def partition_events(self, partition: int, from_offset: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events of ``partition`` from ``from_offset`` on."""
+        index, older = self._index[partition], []
+        if from_offset < index.base:
+            saved = self._store_of(partition)
+            older = saved.events(partition, saved.store.partition_from(partition, from_offset, index.base, limit))
+        start = bisect_left(index.offsets, from_offset)
+        return older + index.events[start : start + limit - len(older)]
+
+    def commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        """For (aggregate id, command id) pairs, the events of each command that has any."""
+        self.know(agg for agg, _ in keys)
+        older = self._older_commands([k for k in keys if self._of(k[0]).prior_version(k[0])])
+        found: dict[str, list[StoredEvent]] = {}
+        for key in keys:
+            events = older.get(key, []) + self._of(key[0]).by_command.get(key, [])
+            if events:
+                found.setdefault(key[1], []).extend(events)
+        return found
+
+    def checkpoint(self) -> int:
+        """Save the index of every partition read so far (with an index store); how many events that saved."""
+        if self._saved is None:
+            return 0
+        saved = 0
+        with self._saving:
+            for partition, index in enumerate(self._index):
+                with self.lock:
+                    events, checkpoint = index.unsaved()
+                if checkpoint is None:
+                    continue
+                try:
+                    self._saved.store.save(partition, events, checkpoint)
+                except LogError as e:
+                    log.warning("the index of %s-%s was not saved: %s", self.topic, partition, e)
+                    continue
+                with self.lock:
+                    index.saved = max(index.saved, checkpoint.next_offset)
+                saved += len(events)
+        return saved
+
+    def close(self) -> None:
+        """Save a last checkpoint and release the readers."""
+        self.checkpoint()
+        with self.lock:
+            self._reader.close()
+            if self._saved is not None:
+                self._saved.close()
+
+    def _of(self, aggregate_id: str) -> PartitionIndex:
+        return self._index[partition_for(aggregate_id, len(self._index))]
+
+    def _store_of(self, partition: int) -> SavedEvents:
+        assert self._saved is not None, f"partition {partition} started from a checkpoint, so there is a store"
+        return self._saved
+
+    def _older_commands(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], list[StoredEvent]]:
+        """The events below the checkpoint that each (aggregate, command) caused."""
+        if not keys or self._saved is None:
+            return {}
+        found: dict[tuple[str, str], list[StoredEvent]] = {}
+        for key, places in self._saved.store.commands(keys).items():
+            p = partition_for(key[0], len(self._index))
+            below = [at for at in places if at.offset < self._index[p].base]
+            if below:
+                found[key] = self._saved.events(p, below)
+        return found
+
+    def _start(self, partition: int, end: int) -> None:
+        """Start a partition never read at its saved checkpoint, unless that does not match the topic."""
+        if self._saved is None or partition in self._started or self._index[partition].next_offset:
+            return
+        self._started.add(partition)
+        try:
+            checkpoint = self._saved.store.checkpoint(partition)
+            if checkpoint is None:
+                return
+            if checkpoint.last_offset < end and self._saved.matches(partition, checkpoint):
+                self._index[partition] = PartitionIndex(checkpoint)
+                return
+            log.warning("the saved index of %s-%s does not match the topic: reading from 0", self.topic, partition)
+            self._saved.store.forget(partition)
+        except LogError as e:
+            log.warning("no saved index of %s-%s, reading it from offset 0: %s", self.topic, partition, e)
+
+    def _add_records(self, records: list[Incoming]) -> None:
+        """Add the events among ``records`` to their partitions' index (markers and unreadable ones skipped)."""
+        events: list[StoredEvent] = []
+        self.records_read += len(records)
+        for record in records:
+            self._index[record.partition].next_offset = record.offset + 1
+            if is_marker(record) or not record.value:
+                continue
+            try:
+                event = decode_envelope(record.value)
+            except InvalidInput as e:
+                log.warning("skipping unreadable record %s-%s: %s", self.topic, record.offset, e)
+                continue
+            events.append(StoredEvent(event, Position(record.partition, record.offset), record.timestamp_ms))
+        self.know(s.aggregate_id for s in events)
+        for stored in events:
+            self._index[stored.position.partition].add(stored)

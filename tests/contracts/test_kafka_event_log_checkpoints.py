@@ -1,0 +1,99 @@
+"""The event log contract on the Kafka log when every read comes from a log started at a saved checkpoint.
+
+``ReadsFromCheckpoints`` writes with one Kafka log that saves its index after every append,
+and answers every read with a fresh Kafka log on the same namespace: the fresh log starts
+each partition at the saved checkpoint, so everything it returns comes through the saved
+index in PostgreSQL and a fetch by offset, not from reading the partition from offset 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import pytest
+from event_log_contract import EventLogContract, LogFactory
+
+from syncbackbone.commands.ports import EventLog
+from syncbackbone.domain.records import NewEvent, StoredEvent
+from syncbackbone.infra.avro_codec import AvroCodec
+from syncbackbone.infra.kafka_index import KafkaIndexStore
+from syncbackbone.infra.kafka_log import KafkaEventLog
+from syncbackbone.infra.services import Tansu
+
+
+class ReadsFromCheckpoints(EventLog):
+    """Appends through ``writer`` and saves its index; reads through a new log from ``reopen``."""
+
+    def __init__(self, writer: KafkaEventLog, reopen: Callable[[], KafkaEventLog]) -> None:
+        self.writer, self._reopen = writer, reopen
+
+    @property
+    def partitions(self) -> int:
+        return self.writer.partitions
+
+    def partition_for(self, aggregate_id: str) -> int:
+        return self.writer.partition_for(aggregate_id)
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        stored = self.writer.append(events)
+        self.writer.checkpoint()
+        return stored
+
+    def read_aggregate(
+        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        with self._fresh() as log:
+            return log.read_aggregate(aggregate_id, from_version, to_version)
+
+    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        with self._fresh() as log:
+            return log.read_partition(partition, from_offset, limit)
+
+    def end_offset(self, partition: int) -> int:
+        with self._fresh() as log:
+            return log.end_offset(partition)
+
+    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
+        with self._fresh() as log:
+            return log.find_command(aggregate_id, command_id)
+
+    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        with self._fresh() as log:
+            return log.find_commands(keys)
+
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        with self._fresh() as log:
+            return log.read_aggregates_from(from_versions)
+
+    def claim(self, partitions: Collection[int]) -> None:
+        self.writer.claim(partitions)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @contextmanager
+    def _fresh(self) -> Iterator[KafkaEventLog]:
+        log = self._reopen()
+        try:
+            yield log
+        finally:
+            log.close()
+
+
+class TestKafkaEventLogFromCheckpoints(EventLogContract):
+    @pytest.fixture
+    def make_log(self, tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[LogFactory]:
+        opened: list[EventLog] = []
+
+        def open_log(partitions: int) -> KafkaEventLog:
+            store = KafkaIndexStore(pg_dsn, namespace)
+            return KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store)
+
+        def make(partitions: int) -> EventLog:
+            opened.append(ReadsFromCheckpoints(open_log(partitions), lambda: open_log(partitions)))
+            return opened[-1]
+
+        yield make
+        for log in opened:
+            log.close()

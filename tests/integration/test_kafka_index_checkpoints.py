@@ -1,0 +1,106 @@
+"""Bounded restart on Kafka: a log starts each partition at its saved index checkpoint and reads only the tail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from syncbackbone.domain.records import EventMeta, NewEvent
+from syncbackbone.infra.avro_codec import AvroCodec
+from syncbackbone.infra.kafka_index import KafkaIndexStore
+from syncbackbone.infra.kafka_log import KafkaEventLog
+from syncbackbone.infra.services import Tansu
+
+DOCS = [f"docs/d{i}" for i in range(12)]
+OpenLog = Callable[..., KafkaEventLog]
+
+
+@pytest.fixture
+def open_log(tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[OpenLog]:
+    opened: list[KafkaEventLog] = []
+
+    def make(dsn: str = pg_dsn, every: int = 10_000) -> KafkaEventLog:
+        store = KafkaIndexStore(dsn, namespace)
+        opened.append(KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store, every))
+        return opened[-1]
+
+    yield make
+    for log in opened:
+        log.close()
+
+
+def event(aggregate_id: str, version: int, command_id: str | None = None) -> NewEvent:
+    return NewEvent(aggregate_id, version, "DocumentPatched", b"{}", EventMeta(causation_id=command_id))
+
+
+def grow(log: KafkaEventLog, rounds: int, start: int = 1) -> None:
+    """``rounds`` more versions of every document, one append per round."""
+    for version in range(start, start + rounds):
+        log.append([event(doc, version, f"cmd-{doc}-{version}") for doc in DOCS])
+
+
+def everything(log: KafkaEventLog) -> list[list[object]]:
+    """What a reader sees: every partition, every aggregate, and a command of the first round."""
+    partitions = [log.read_partition(p, 0, 100_000) for p in range(log.partitions)]
+    histories = [log.read_aggregate(doc) for doc in DOCS]
+    commands = [log.find_command(doc, f"cmd-{doc}-1") for doc in DOCS]
+    return [*partitions, *histories, *commands, [log.end_offset(p) for p in range(log.partitions)]]
+
+
+def test_a_restarted_log_reads_only_the_records_after_the_saved_checkpoint(open_log: OpenLog) -> None:
+    writer = open_log()
+    grow(writer, 30)
+    assert writer.checkpoint() == 30 * len(DOCS)
+    grow(writer, 2, start=31)
+
+    restarted = open_log()
+    restarted.claim(range(restarted.partitions))
+
+    tail_records = 2 * len(DOCS) + 4  # the two last rounds, and at most one catch-up marker per partition
+    assert restarted.records_read <= tail_records
+    assert everything(restarted) == everything(writer)
+    restarted.append([event(doc, 33) for doc in DOCS])  # versions below the checkpoint are known
+    assert [len(restarted.read_aggregate(doc)) for doc in DOCS] == [33] * len(DOCS)
+
+
+def test_a_saved_checkpoint_that_does_not_match_the_topic_is_dropped_and_the_partition_read_from_zero(
+    open_log: OpenLog, pg_dsn: str, namespace: str
+) -> None:
+    writer = open_log()
+    grow(writer, 5)
+    writer.checkpoint()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as if the topic had been recreated since
+        conn.execute(f'UPDATE "{namespace}".kafka_index_checkpoints SET last_version = last_version + 100')
+
+    reader = open_log()
+
+    assert everything(reader) == everything(writer)
+    assert reader.records_read >= 5 * len(DOCS)
+
+
+def test_a_log_whose_index_store_is_unreachable_reads_every_partition_from_offset_zero(open_log: OpenLog) -> None:
+    writer = open_log(dsn="postgresql://127.0.0.1:1/nowhere?connect_timeout=1")
+    grow(writer, 3)
+
+    assert writer.checkpoint() == 0
+    reader = open_log(dsn="postgresql://127.0.0.1:1/nowhere?connect_timeout=1")
+    assert everything(reader) == everything(writer)
+    assert reader.records_read >= 3 * len(DOCS)
+
+
+def test_the_owner_saves_its_index_in_the_background_every_n_events(
+    open_log: OpenLog, pg_dsn: str, namespace: str
+) -> None:
+    writer = open_log(every=20)
+    grow(writer, 3)  # 36 events: one checkpoint is due
+    store = KafkaIndexStore(pg_dsn, namespace)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(store.checkpoint(p) for p in range(writer.partitions)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(store.checkpoint(p) for p in range(writer.partitions))
+    finally:
+        store.close()
