@@ -2,10 +2,11 @@
 
 Each partition of ``<ns>.events`` is read in log order into a ``PartitionIndex`` (G8: the first
 record of an (aggregate, version) wins). With an index store (``kafka_index.py``) the index is
-saved every ``checkpoint_every`` events and on close, and a partition never read before starts
-at its saved checkpoint: only the records after it are read, and events below it are located
-in PostgreSQL and fetched by offset (``kafka_saved.py``). Without one, every partition is read
-from offset 0. Callers hold ``lock`` around every method but ``checkpoint``.
+saved every ``checkpoint_every`` events and on close, and then dropped from memory; a partition never read
+before starts at its saved checkpoint, so only the records after it are read. Events below the
+checkpoint are located in PostgreSQL and fetched by offset (``kafka_saved.py``). Without a
+store, every partition is read from offset 0 and held in memory whole. Callers hold ``lock``
+around every method but ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class IndexedPartitions:
                     continue
                 with self.lock:
                     index.saved = max(index.saved, checkpoint.next_offset)
+                    index.forget_below(checkpoint)  # memory holds the tail only; the rest is fetched by offset
                 saved += len(events)
         return saved
 

@@ -135,3 +135,28 @@ class PartitionIndex:
         if last is None or self.next_offset <= self.saved:
             return [], None
         return self.events[bisect_left(self.offsets, self.saved) :], replace(last, next_offset=self.next_offset)
+
+    def forget_below(self, checkpoint: Checkpoint) -> None:
+        """Drop the events below the (saved) ``checkpoint`` from memory, keeping each aggregate's version."""
+        if not self.base:
+            self.prior.update({agg: 0 for agg in self.by_aggregate if agg not in self.prior})
+        cut = bisect_left(self.offsets, checkpoint.next_offset)
+        dropped, self.events, self.offsets = self.events[:cut], self.events[cut:], self.offsets[cut:]
+        counts: dict[str, int] = {}
+        for s in dropped:
+            counts[s.aggregate_id] = counts.get(s.aggregate_id, 0) + 1
+            if s.event.meta.causation_id is not None:
+                key = (s.aggregate_id, s.event.meta.causation_id)
+                if not (rest := self.by_command[key][1:]):
+                    del self.by_command[key]
+                else:
+                    self.by_command[key] = rest
+        for agg, count in counts.items():
+            self.prior[agg] += count
+            if not (history := self.by_aggregate[agg][count:]):
+                del self.by_aggregate[agg]
+            else:
+                self.by_aggregate[agg] = history
+        if dropped:
+            self.base_end = dropped[-1].position.offset + 1
+        self.base, self.last = max(self.base, checkpoint.next_offset), checkpoint

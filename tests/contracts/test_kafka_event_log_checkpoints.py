@@ -1,9 +1,11 @@
-"""The event log contract on the Kafka log when every read comes from a log started at a saved checkpoint.
+"""The event log contract on the Kafka log when reads come through saved index checkpoints.
 
 ``ReadsFromCheckpoints`` writes with one Kafka log that saves its index after every append,
 and answers every read with a fresh Kafka log on the same namespace: the fresh log starts
 each partition at the saved checkpoint, so everything it returns comes through the saved
 index in PostgreSQL and a fetch by offset, not from reading the partition from offset 0.
+``SavesAfterEveryAppend`` is one Kafka log that saves its index after every append and so
+drops it from memory: its own reads and version checks go through the saved index too.
 """
 
 from __future__ import annotations
@@ -92,6 +94,30 @@ class TestKafkaEventLogFromCheckpoints(EventLogContract):
 
         def make(partitions: int) -> EventLog:
             opened.append(ReadsFromCheckpoints(open_log(partitions), lambda: open_log(partitions)))
+            return opened[-1]
+
+        yield make
+        for log in opened:
+            log.close()
+
+
+class SavesAfterEveryAppend(KafkaEventLog):
+    """A Kafka log that saves its index (and drops it from memory) after every append."""
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        stored = super().append(events)
+        self.checkpoint()
+        return stored
+
+
+class TestKafkaEventLogSavingAfterEveryAppend(EventLogContract):
+    @pytest.fixture
+    def make_log(self, tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[LogFactory]:
+        opened: list[EventLog] = []
+
+        def make(partitions: int) -> EventLog:
+            store = KafkaIndexStore(pg_dsn, namespace)
+            opened.append(SavesAfterEveryAppend(tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store))
             return opened[-1]
 
         yield make

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from syncbackbone.domain.records import EventMeta, NewEvent
@@ -67,18 +66,23 @@ def test_a_restarted_log_reads_only_the_records_after_the_saved_checkpoint(open_
 
 
 def test_a_saved_checkpoint_that_does_not_match_the_topic_is_dropped_and_the_partition_read_from_zero(
-    open_log: OpenLog, pg_dsn: str, namespace: str
+    tansu: Tansu, open_log: OpenLog, pg_dsn: str, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = open_log()
-    grow(writer, 5)
-    writer.checkpoint()
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as if the topic had been recreated since
-        conn.execute(f'UPDATE "{namespace}".kafka_index_checkpoints SET last_version = last_version + 100')
+    first = open_log()
+    grow(first, 5)
+    assert first.checkpoint() == 5 * len(DOCS)
+    recreated = KafkaEventLog(tansu.bootstrap, f"{namespace}r", AvroCodec())  # another topic, fewer events
+    grow(recreated, 2)
 
-    reader = open_log()
-
-    assert everything(reader) == everything(writer)
-    assert reader.records_read >= 5 * len(DOCS)
+    store = KafkaIndexStore(pg_dsn, namespace)  # the saved index of the first topic
+    reader = KafkaEventLog(tansu.bootstrap, f"{namespace}r", AvroCodec(), 4, None, store)
+    try:
+        assert everything(reader) == everything(recreated)
+        assert reader.records_read >= 2 * len(DOCS)
+        assert "does not match the topic" in caplog.text
+    finally:
+        reader.close()
+        recreated.close()
 
 
 def test_a_log_whose_index_store_is_unreachable_reads_every_partition_from_offset_zero(open_log: OpenLog) -> None:

@@ -14,7 +14,10 @@ from syncbackbone.infra.settings import load_settings
 @pytest.fixture(params=["kafka", "embedded"])
 def env(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> dict[str, str]:
     """SYNC_* settings of a processor process on the Kafka log (Tansu) or the embedded log."""
-    kafka = {"SYNC_KAFKA_BOOTSTRAP": request.getfixturevalue("tansu").bootstrap} if request.param == "kafka" else {}
+    kafka: dict[str, str] = {}
+    if request.param == "kafka":  # processes save their index often, so restarts start from checkpoints
+        bootstrap_servers = request.getfixturevalue("tansu").bootstrap
+        kafka = {"SYNC_KAFKA_BOOTSTRAP": bootstrap_servers, "SYNC_INDEX_CHECKPOINT_EVERY": "200"}
     return user_env(pg_dsn, namespace, SYNC_PARTITIONS="4", **kafka)
 
 
