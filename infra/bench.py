@@ -85,17 +85,16 @@ def kafka_bootstrap() -> Iterator[str]:
 def bench_log(settings: Settings, count: int) -> Figures:
     name = "kafka log (Tansu)" if settings.kafka_bootstrap else "embedded log (PostgreSQL)"
     print(f"== {name}, namespace {settings.namespace}", file=sys.stderr)
-    backbone = bootstrap(settings)
+    backbone, pg_dsn = bootstrap(settings), resolve_pg_dsn(settings)
     try:
-        with processor_process(settings, backbone.pg_dsn or resolve_pg_dsn(settings)):
+        with processor_process(settings, pg_dsn):
             warm_up(backbone)
             rate = throughput(backbone, count)
             p50, p95, p99 = latency(backbone, rate_per_s=1000, seconds=5)
         raw_name, raw = raw_baseline(settings, backbone, count)
     finally:
         backbone.close()
-        if backbone.pg_dsn:  # the bench's own namespace; its Kafka topics go with the Tansu it started
-            drop_namespace(backbone.pg_dsn, settings.namespace)
+        drop_namespace(pg_dsn, settings.namespace)  # the bench's own; its Kafka topics go with the Tansu it started
     return Figures(name, rate, p50, p95, p99, raw_name, raw)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..domain.documents import DocumentCreated, DocumentEvent, DocumentPatched, aggregate_id
 from ..domain.records import EventMeta, NewEvent
 from .bench import bench_ns, kafka_bootstrap
-from .bootstrap import Backbone, bootstrap
+from .bootstrap import Backbone, bootstrap, resolve_pg_dsn
 from .postgres_schema import drop_namespace
 from .progress import Progress
 from .settings import Settings, load_settings
@@ -72,9 +72,8 @@ def bench_log(settings: Settings, events: int) -> list[str]:
             with_ = restart(settings, ids)
             lines.append(f"  {length:>9,}   {without!s:<46} {with_}")
     finally:
-        if writer.pg_dsn:
-            drop_namespace(writer.pg_dsn, settings.namespace)
         writer.close()
+        drop_namespace(resolve_pg_dsn(settings), settings.namespace)
     return lines
 
 
