@@ -188,6 +188,14 @@ class ReadModels:
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
 
+    def generation(self, projection: str) -> int:
+        """Which build of ``projection``'s read models is live (a rebuild swaps in a new one); 0 if none."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT oid::bigint FROM pg_namespace WHERE nspname = %s", [copy_schema(self.namespace, projection)]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def checkpoints(self, projection: str) -> dict[int, int]:
         """The next offset ``projection`` will apply, per partition."""
         with self._connection() as conn:

@@ -8,7 +8,10 @@ Each mutation gets its own result: ``applied``, ``merged`` (a ConflictResolved w
 recorded) or ``rejected`` (with the code, the reason and the server's state).
 
 Pull: the ``changes`` read model of each subscribed collection after an opaque cursor
-(base64 of the position reached per collection), a page at a time.
+(base64 of the position reached per collection, and the build of the read model they count
+in), a page at a time. A rebuild of ``changes`` numbers the positions afresh, so a cursor of
+an older build starts over from the first change, and the page says ``"reset": true``;
+clients apply a change only if it is newer than their copy, so starting over is safe.
 """
 
 from __future__ import annotations
@@ -97,25 +100,36 @@ def parse_mutation(raw: Any) -> Mutation:
         raise InvalidInput(describe_validation_error("mutation", e)) from e
 
 
-def encode_cursor(positions: dict[str, int]) -> str:
-    text = json.dumps({"v": CURSOR_VERSION, "p": dict(sorted(positions.items()))}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a client's pull stands: the position reached per collection, in build ``generation`` of ``changes``."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    generation: int | None = None
+    """None: a cursor from before generations were recorded, or no cursor."""
 
 
-def decode_cursor(cursor: str | None) -> dict[str, int]:
-    """The positions in an opaque cursor (empty for none), or InvalidInput."""
+def encode_cursor(positions: dict[str, int], generation: int) -> str:
+    raw = {"v": CURSOR_VERSION, "g": generation, "p": dict(sorted(positions.items()))}
+    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Cursor:
+    """The positions and generation in an opaque cursor (empty for none), or InvalidInput."""
     if not cursor:
-        return {}
+        return Cursor()
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        positions = raw["p"] if raw.get("v") == CURSOR_VERSION else None
+        positions, generation = (raw["p"], raw.get("g")) if raw.get("v") == CURSOR_VERSION else (None, None)
     except (ValueError, TypeError, AttributeError, KeyError, binascii.Error):
-        positions = None
-    if not isinstance(positions, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in positions.items()
+        positions, generation = None, None
+    if (
+        not isinstance(positions, dict)
+        or not all(isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in positions.items())
+        or not (generation is None or isinstance(generation, int))
     ):
         raise InvalidInput("cursor is malformed: pass back the 'cursor' of a previous pull, or none to start")
-    return positions
+    return Cursor(positions, generation)
 
 
 class SyncService:
@@ -185,11 +199,22 @@ class SyncService:
 
     def pull(self, cursor: str | None, collections: Sequence[str], limit: int = 500) -> dict[str, Any]:
         """The next page of changes of ``collections`` after ``cursor``, and the cursor after it."""
-        positions = decode_cursor(cursor)
-        subscribed = sorted(set(collections) or set(positions))
+        given = decode_cursor(cursor)
+        subscribed = sorted(set(collections) or set(given.positions))
         if not subscribed:
             raise InvalidInput("subscribe to at least one collection: collections=a,b")
         checked_limit(limit)
+        while True:  # read the page within one build of the read model (a rebuild may swap one in meanwhile)
+            generation = self.queries.generation("changes")
+            reset = given.generation is not None and given.generation != generation
+            positions = {} if reset else dict(given.positions)
+            changes, more = self._page(subscribed, positions, limit)
+            if self.queries.generation("changes") == generation:
+                cursor_after = encode_cursor(positions, generation)
+                return {"changes": changes, "cursor": cursor_after, "more": more, "reset": reset}
+
+    def _page(self, subscribed: list[str], positions: dict[str, int], limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The changes after ``positions`` (moved past them) and whether there are more."""
         changes: list[dict[str, Any]] = []
         more = False
         for collection in subscribed:
@@ -201,7 +226,7 @@ class SyncService:
             changes.extend(change_of(collection, row) for row in rows)
             positions[collection] = rows[-1]["position"] if rows else positions.get(collection, 0)
             more = more or len(rows) == room
-        return {"changes": changes, "cursor": encode_cursor(positions), "more": more}
+        return changes, more
 
     def wait_pull(
         self, cursor: str | None, collections: Sequence[str], limit: int = 500, wait_s: float = 0.0
@@ -210,7 +235,7 @@ class SyncService:
         deadline, pause = time.monotonic() + min(wait_s, MAX_WAIT_S), 0.02
         while True:
             page = self.pull(cursor, collections, limit)
-            if page["changes"] or time.monotonic() >= deadline:
+            if page["changes"] or page["reset"] or time.monotonic() >= deadline:
                 return page
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 0.5)

@@ -15,24 +15,29 @@ from support import drop_namespace
 
 from syncbackbone.infra.bootstrap import bootstrap
 from syncbackbone.infra.http import create_app
-from syncbackbone.infra.projection_service import read_side
+from syncbackbone.infra.projection_service import ReadSide, read_side
 from syncbackbone.infra.settings import load_settings
 
 POLICIES = {"tasks": {"policy": "merge", "fallback": "server", "fields": {"n": "sum"}}, "boards": "crdt", "*": "strict"}
 
 
 @pytest.fixture
-def client(pg_dsn: str, namespace: str) -> Iterator[TestClient]:
+def gateway(pg_dsn: str, namespace: str) -> Iterator[tuple[TestClient, ReadSide]]:
     settings = load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, policies=POLICIES)
     backbone = bootstrap(settings)
     side = read_side(backbone)
     try:
         with backbone.running_processor(), side.running(), TestClient(create_app(backbone, side)) as c:
-            yield c
+            yield c, side
     finally:
         side.close()
         backbone.close()
         drop_namespace(pg_dsn, namespace)
+
+
+@pytest.fixture
+def client(gateway: tuple[TestClient, ReadSide]) -> TestClient:
+    return gateway[0]
 
 
 def push(client: TestClient, who: str, *mutations: dict[str, Any]) -> list[dict[str, Any]]:
@@ -193,3 +198,21 @@ def test_the_policies_are_published_for_clients(client: TestClient) -> None:
 
     assert policies["tasks"] == {"policy": "merge", "fields": {"n": "sum"}, "fallback": "server"}
     assert policies["boards"]["policy"] == "crdt" and policies["*"]["policy"] == "strict"
+
+
+def test_a_cursor_from_before_a_rebuild_of_the_change_feed_starts_over_and_says_so(
+    gateway: tuple[TestClient, ReadSide],
+) -> None:
+    client, side = gateway
+    for i in range(4):
+        push(client, "c1", {"seq": i, "collection": "notes", "id": f"n{i}", "op": "put", "data": {"i": i}})
+    before, cursor = pull_all(client, "notes", 4)
+    assert client.get("/sync/pull", params={"cursor": cursor}).json()["reset"] is False
+
+    side.rebuild("changes")  # numbers the feed afresh: the old positions mean nothing now
+    again = client.get("/sync/pull", params={"cursor": cursor}).json()
+    after = client.get("/sync/pull", params={"cursor": again["cursor"]}).json()
+
+    assert again["reset"] is True
+    assert sorted((c["id"], c["version"]) for c in again["changes"]) == sorted((c["id"], c["version"]) for c in before)
+    assert (after["reset"], after["changes"]) == (False, [])
