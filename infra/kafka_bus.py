@@ -19,6 +19,7 @@ from ..commands.ports import Codec, CommandBus, RawCommand
 from ..commands.results import CommandResult, DeadLetter
 from ..domain.errors import LogError
 from .avro_codec import command_headers, decode_result, encode_result
+from .bounded import trim
 from .kafka_client import Incoming, KafkaClient, Outgoing, is_marker, read_until
 from .kafka_partitions import Topics, ensure_topics
 from .kafka_python import KafkaPythonClient
@@ -59,15 +60,9 @@ def dead_letter_of(record: Incoming) -> DeadLetter | None:
         return None
 
 
-def trim(kept: dict[str, object], cap: int) -> None:
-    """Forget the oldest entries of ``kept`` beyond ``cap``."""
-    while len(kept) > cap:
-        del kept[next(iter(kept))]
-
-
 class ResultWatcher:
     """A thread reading every partition of ``<ns>.command-results`` from its end at start; it keeps the
-    first result of each command id (raw, decoded when asked for)."""
+    first result of each command id since it was last sent (raw, decoded when asked for)."""
 
     def __init__(self, client: KafkaClient, topic: str, partitions: int) -> None:
         self._reader = client.reader()
@@ -90,7 +85,16 @@ class ResultWatcher:
                 self._wanted[command_id] = None
                 if command_id in self._others:
                     self._first[command_id] = self._others.pop(command_id)
-            trim(self._wanted, KEPT_RESULTS)  # type: ignore[arg-type]
+            trim(self._wanted, KEPT_RESULTS)
+
+    def expect(self, command_ids: Iterable[str]) -> None:
+        """Keep the next results of ``command_ids``: they are being sent (again), so any result held is stale."""
+        ids = list(command_ids)
+        with self._cond:
+            for command_id in ids:
+                self._first.pop(command_id, None)
+                self._others.pop(command_id, None)
+        self.want(ids)
 
     def wait(self, command_ids: Collection[str], timeout_s: float) -> dict[str, bytes]:
         """The raw results of ``command_ids`` that are there once all are, or at the timeout."""
@@ -130,8 +134,8 @@ class ResultWatcher:
                 if command_id in self._first or command_id in self._others:
                     continue  # the first result of a command wins
                 (self._first if command_id in self._wanted else self._others)[command_id] = r.value
-            trim(self._first, KEPT_RESULTS)  # type: ignore[arg-type]
-            trim(self._others, KEPT_OTHERS)  # type: ignore[arg-type]
+            trim(self._first, KEPT_RESULTS)
+            trim(self._others, KEPT_OTHERS)
             self._cond.notify_all()
 
 
@@ -157,7 +161,9 @@ class KafkaCommandBus(CommandBus):
         self._results = ResultWatcher(self._client, self.topics.results, self._partitions)
 
     def send(self, commands: Sequence[Command]) -> None:
-        self._results.want(c.command_id for c in commands)
+        """Send ``commands``; their results are the ones decided after this (a command once rejected
+        may be sent again and decided afresh)."""
+        self._results.expect(c.command_id for c in commands)
         encode = self._codec.encode_command
         self.send_raw([(c.aggregate_id, encode(c), command_headers(c)) for c in commands])
 

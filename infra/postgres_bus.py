@@ -21,9 +21,11 @@ from ..commands.ports import Codec, CommandBus, RawCommand
 from ..commands.results import CommandResult, DeadLetter
 from ..domain.records import Position
 from .avro_codec import command_headers
+from .bounded import trim
 from .partitioning import partition_for
 from .postgres_schema import Conn, ensure_bus, open_pool, schema_name, translated_errors
 
+KEPT_MARKS = 1_000_000  # command ids this bus sent, with the result seq before each was sent
 RESULT_COLUMNS = "command_id, status, aggregate_id, version, reason, code, positions"
 
 
@@ -36,7 +38,7 @@ def row_to_result(row: Sequence[Any]) -> CommandResult:
 
 
 def insert_results(conn: Conn, s: str, partition: int, results: Sequence[CommandResult]) -> None:
-    """Publish ``results`` (the first per command id is the one readers see)."""
+    """Publish ``results`` (a submitter sees the first one decided after it sent the command)."""
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO {s}.results (partition, {RESULT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)".encode(),
@@ -88,6 +90,7 @@ class PostgresCommandBus(CommandBus):
         self._partitions = partitions
         ensure_bus(dsn, namespace, partitions)
         self._pool = open_pool(dsn)
+        self._sent_after: dict[str, int] = {}  # command id -> the last result seq before this bus sent it
 
     @contextmanager
     def _connection(self) -> Iterator[Conn]:
@@ -95,6 +98,12 @@ class PostgresCommandBus(CommandBus):
             yield conn
 
     def send(self, commands: Sequence[Command]) -> None:
+        """Send ``commands``; their results are the ones decided after this (a command once rejected
+        may be sent again and decided afresh)."""
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {self._s}.results".encode()).fetchone()
+        self._sent_after.update({c.command_id: int(row[0]) if row else 0 for c in commands})
+        trim(self._sent_after, KEPT_MARKS)
         self.send_raw([(c.aggregate_id, self._codec.encode_command(c), command_headers(c)) for c in commands])
 
     def send_raw(self, records: Sequence[RawCommand]) -> None:
@@ -146,8 +155,9 @@ class PostgresCommandBus(CommandBus):
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT DISTINCT ON (command_id) {RESULT_COLUMNS} FROM {self._s}.results"
-                " WHERE command_id = ANY(%s) ORDER BY command_id, seq".encode(),
-                [command_ids],
+                " JOIN unnest(%s::text[], %s::bigint[]) AS w(c, after) ON command_id = c AND seq > after"
+                " ORDER BY command_id, seq".encode(),
+                [command_ids, [self._sent_after.get(c, 0) for c in command_ids]],
             ).fetchall()
         return {str(r[0]): row_to_result(r) for r in rows}
 

@@ -134,6 +134,24 @@ class BusContract:
 
         assert result.status == "accepted"
 
+    def test_a_command_sent_again_gets_the_result_decided_after_it_was_sent_again(
+        self, bus: CommandBus, make_stream: StreamFactory, codec: AvroCodec
+    ) -> None:
+        command = create("a")
+        bus.send([command])
+        stream = make_stream()
+        (first,) = poll_until(stream, 1)
+        refused = rejected(command.command_id, command.aggregate_id, 0, "not yet", "rejected")
+        stream.commit(PartitionOutcome(first.partition, first.offset + 1, answered=[refused]))
+        assert bus.wait_results([command.command_id], timeout_s=10)[command.command_id].status == "rejected"
+
+        bus.send([command])  # a retry, once what made it fail has changed
+        assert bus.wait_results([command.command_id], timeout_s=0.3) == {}, "the old rejection is not the answer"
+        (again,) = poll_until(stream, 1)
+        stream.commit(PartitionOutcome(again.partition, again.offset + 1, accepted=[self.accept(codec, command)]))
+
+        assert bus.wait_results([command.command_id], timeout_s=10)[command.command_id].status == "accepted"
+
     def test_commit_advances_the_offset_so_a_new_stream_resumes_after_it(
         self, bus: CommandBus, make_stream: StreamFactory
     ) -> None:
