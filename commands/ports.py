@@ -188,6 +188,10 @@ class CommandStream(ABC):
         return done
 
     @abstractmethod
+    def rewind(self) -> None:
+        """Deliver again every polled record not committed yet (a round failed before its commit)."""
+
+    @abstractmethod
     def on_reassign(self, callback: Callable[[frozenset[int]], None]) -> None:
         """Call ``callback`` with the newly owned partitions after every (re)assignment."""
 

@@ -61,7 +61,7 @@ class CommandProcessor:
         while not stop.is_set():
             try:
                 self.run_once(poll_timeout_s)
-            except SyncBackboneError as e:  # the stream redelivers from its committed offsets
+            except SyncBackboneError as e:  # run_once rewound the stream: the records come again
                 log.warning("processing failed (%s); retrying in %.0f s", e, RETRY_PAUSE_S)
                 self._docs.clear()
                 stop.wait(RETRY_PAUSE_S)
@@ -69,7 +69,11 @@ class CommandProcessor:
     def run_once(self, timeout_s: float = 0.2) -> int:
         """Process one poll's worth of records; return how many records it held."""
         records = self._stream.poll(timeout_s)
-        outcomes = [self.decide(list(run)) for _, run in groupby(records, key=lambda r: r.partition)]
+        try:
+            outcomes = [self.decide(list(run)) for _, run in groupby(records, key=lambda r: r.partition)]
+        except BaseException:  # nothing of this round was committed: deliver its records again
+            self._stream.rewind()
+            raise
         for outcome, committed in zip(outcomes, self._stream.commit_many(outcomes), strict=True):
             self._committed(outcome, committed)
         return len(records)
@@ -147,6 +151,8 @@ class CommandProcessor:
         except DomainError as e:
             outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return
+        except LogError:  # the log could not be read (e.g. base versions): the round fails and comes again
+            raise
         except Exception as e:  # a handler that raises is a poison command: dead-letter it, keep flowing
             log.exception("handler failed on command %s", cmd.command_id)
             outcome.dead.append(dead_letter(record, e))

@@ -186,6 +186,10 @@ class KafkaCommandStream(CommandStream):
             self._next.pop(partition, None)
             self._reader.pause([partition])
 
+    def rewind(self) -> None:
+        for partition in self._claimed:
+            self._rewind(partition)
+
     def _rewind(self, partition: int) -> None:
         offset = self._committed.get(partition, 0)
         self._reader.seek(partition, offset)

@@ -125,6 +125,9 @@ class PostgresCommandStream(CommandStream):
             CommandRecord(p, o, k, bytes(v), tuple(zip(hk, map(bytes, hv), strict=True))) for p, o, k, v, hk, hv in rows
         ]
 
+    def rewind(self) -> None:
+        self._fetch = {p: self._committed.get(p, 0) for p in self._fetch}
+
     def commit(self, outcome: PartitionOutcome) -> list[CommandResult]:
         try:
             results = self._commit(outcome)

@@ -152,6 +152,17 @@ class BusContract:
 
         assert bus.wait_results([command.command_id], timeout_s=10)[command.command_id].status == "accepted"
 
+    def test_a_rewind_delivers_the_records_polled_since_the_last_commit_again(
+        self, bus: CommandBus, make_stream: StreamFactory
+    ) -> None:
+        bus.send([create("a", i) for i in range(3)])
+        stream = make_stream()
+        polled = poll_until(stream, 3)
+
+        stream.rewind()
+
+        assert [(r.partition, r.offset) for r in poll_until(stream, 3)] == [(r.partition, r.offset) for r in polled]
+
     def test_commit_advances_the_offset_so_a_new_stream_resumes_after_it(
         self, bus: CommandBus, make_stream: StreamFactory
     ) -> None:
