@@ -10,12 +10,15 @@ partition at its checkpoint and reads only the records after it; what lies below
 up here and the events are fetched from Kafka by offset.
 
 The rows are a pure function of the log, so any reader may save them: concurrent savers
-insert the same rows (``ON CONFLICT DO NOTHING``) and a checkpoint only moves forward.
+insert the same rows (``ON CONFLICT DO NOTHING``) and a checkpoint only moves forward. Rows
+are never deleted here: a log that finds a checkpoint not matching its topic (a topic
+recreated under the same name) reads that partition from offset 0 and does not save it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ from ..domain.errors import LogUnavailable
 from ..domain.records import StoredEvent
 from .postgres_schema import Conn, ensure_schema, open_pool, schema_name, setup_connection, translated_errors
 
+RETRY_OPEN_S = 5.0
+"""After PostgreSQL could not be reached, how long calls fail at once instead of trying again."""
 INDEX_DDL = """
 CREATE TABLE IF NOT EXISTS {s}.kafka_index (
     aggregate_id text NOT NULL,
@@ -74,16 +79,17 @@ class KafkaIndexStore:
     or to what ``dsn()`` returns then)."""
 
     def __init__(self, dsn: str | Callable[[], str], namespace: str) -> None:
-        self.namespace, self._dsn, self._s = namespace, dsn, schema_name(namespace)
+        self.namespace, self._dsn, self.schema = namespace, dsn, schema_name(namespace)
         self._pool: ConnectionPool[Conn] | None = None
         self._lock = threading.Lock()
+        self._closed, self._failed_at = False, -RETRY_OPEN_S
 
     def checkpoint(self, partition: int) -> Checkpoint | None:
         """The partition's saved checkpoint, if any."""
         with self._connection() as conn:
             row = conn.execute(
                 f"SELECT next_offset, last_offset, last_aggregate_id, last_version"
-                f" FROM {self._s}.kafka_index_checkpoints WHERE log_partition = %s".encode(),
+                f" FROM {self.schema}.kafka_index_checkpoints WHERE log_partition = %s".encode(),
                 [partition],
             ).fetchone()
         return Checkpoint(int(row[0]), int(row[1]), row[2], int(row[3])) if row else None
@@ -92,7 +98,7 @@ class KafkaIndexStore:
         """Each aggregate's latest version at an offset below ``below`` (absent: none)."""
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version FROM {self._s}.kafka_index"
+                f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version FROM {self.schema}.kafka_index"
                 " WHERE aggregate_id = ANY(%s) AND log_offset < %s ORDER BY aggregate_id, version DESC".encode(),
                 [list(aggregate_ids), below],
             ).fetchall()
@@ -120,7 +126,7 @@ class KafkaIndexStore:
         aggregates, commands = [k[0] for k in keys], [k[1] for k in keys]
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT aggregate_id, version, log_offset, causation_id FROM {self._s}.kafka_index"
+                f"SELECT aggregate_id, version, log_offset, causation_id FROM {self.schema}.kafka_index"
                 " WHERE (aggregate_id, causation_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
                 " ORDER BY aggregate_id, version".encode(),
                 [aggregates, commands],
@@ -141,30 +147,23 @@ class KafkaIndexStore:
         c = checkpoint
         with self._connection() as conn, conn.transaction():
             conn.execute(
-                f"INSERT INTO {self._s}.kafka_index (aggregate_id, version, log_partition, log_offset, causation_id)"
-                " SELECT a, v, %s, o, c"
+                f"INSERT INTO {self.schema}.kafka_index"
+                " (aggregate_id, version, log_partition, log_offset, causation_id) SELECT a, v, %s, o, c"
                 " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[]) AS t(a, v, o, c)"
                 " ON CONFLICT DO NOTHING".encode(),
                 [partition, *columns],
             )
             conn.execute(
-                f"INSERT INTO {self._s}.kafka_index_checkpoints AS k VALUES (%s, %s, %s, %s, %s)"
+                f"INSERT INTO {self.schema}.kafka_index_checkpoints AS k VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (log_partition) DO UPDATE SET next_offset = excluded.next_offset,"
                 " last_offset = excluded.last_offset, last_aggregate_id = excluded.last_aggregate_id,"
                 " last_version = excluded.last_version WHERE k.next_offset < excluded.next_offset".encode(),
                 [partition, c.next_offset, c.last_offset, c.last_aggregate_id, c.last_version],
             )
 
-    def forget(self, partition: int) -> None:
-        """Drop the partition's saved index (it does not match the topic any more)."""
-        with self._connection() as conn, conn.transaction():
-            conn.execute(f"DELETE FROM {self._s}.kafka_index WHERE log_partition = %s".encode(), [partition])
-            conn.execute(
-                f"DELETE FROM {self._s}.kafka_index_checkpoints WHERE log_partition = %s".encode(), [partition]
-            )
-
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
@@ -172,7 +171,8 @@ class KafkaIndexStore:
     def _located(self, where: str, params: Sequence[object]) -> list[Located]:
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT aggregate_id, version, log_offset FROM {self._s}.kafka_index WHERE {where}".encode(), params
+                f"SELECT aggregate_id, version, log_offset FROM {self.schema}.kafka_index WHERE {where}".encode(),
+                params,
             ).fetchall()
         return [Located(agg, int(version), int(offset)) for agg, version, offset in rows]
 
@@ -186,10 +186,19 @@ class KafkaIndexStore:
             raise LogUnavailable(f"{what}: {type(e).__name__}: {e}") from e
 
     def _open(self) -> ConnectionPool[Conn]:
+        """The pool, made on first use; fails fast for a while after a failed attempt and once closed."""
         with self._lock:
+            if self._closed:
+                raise LogUnavailable(f"Kafka index store {self.namespace!r} is closed")
             if self._pool is None:
-                dsn = self._dsn if isinstance(self._dsn, str) else self._dsn()
-                with setup_connection(dsn, f"Kafka index store {self.namespace!r}") as conn:
-                    ensure_schema(conn, self.namespace, INDEX_DDL)
-                self._pool = open_pool(dsn, max_size=2)
+                if time.monotonic() - self._failed_at < RETRY_OPEN_S:
+                    raise LogUnavailable(f"Kafka index store {self.namespace!r}: PostgreSQL was unreachable just now")
+                try:
+                    dsn = self._dsn if isinstance(self._dsn, str) else self._dsn()
+                    with setup_connection(dsn, f"Kafka index store {self.namespace!r}") as conn:
+                        ensure_schema(conn, self.namespace, INDEX_DDL)
+                    self._pool = open_pool(dsn, max_size=2)
+                except LogUnavailable:
+                    self._failed_at = time.monotonic()
+                    raise
             return self._pool

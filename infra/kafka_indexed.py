@@ -6,7 +6,7 @@ saved every ``checkpoint_every`` events and on close, and then dropped from memo
 before starts at its saved checkpoint, so only the records after it are read. Events below the
 checkpoint are located in PostgreSQL and fetched by offset (``kafka_saved.py``). Without a
 store, every partition is read from offset 0 and held in memory whole. Callers hold ``lock``
-around every method but ``checkpoint``.
+around every method but ``checkpoint`` and ``close``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..domain.errors import InvalidInput, LogError
 from ..domain.records import Position, StoredEvent
 from .avro_codec import decode_envelope
 from .kafka_client import Incoming, KafkaClient, is_marker, read_until
+from .kafka_index import Checkpoint
 from .kafka_partitions import PartitionIndex
 from .kafka_saved import SavedEvents
 from .partitioning import partition_for
@@ -40,7 +41,8 @@ class IndexedPartitions:
         self._client, self._reader, self._saved = client, client.reader(), saved
         self._index = [PartitionIndex() for _ in range(partitions)]
         self._every, self._unsaved, self._saving = checkpoint_every, 0, threading.Lock()
-        self._started: set[int] = set()  # partitions whose index was started from the saved checkpoint
+        self._started: set[int] = set()  # partitions whose saved checkpoint was looked at
+        self._unsaved_partitions: set[int] = set()  # their saved index does not match the topic: never saved
         self.records_read = 0
         """Records read while catching up partitions (events, markers and skipped ones)."""
 
@@ -49,9 +51,11 @@ class IndexedPartitions:
 
     def catch_up(self, partitions: list[int]) -> None:
         """Read ``partitions`` from where the index stopped to their current end, validating each record."""
+        saved = {p: self._saved_checkpoint(p) for p in partitions}  # before the ends, which then lie past them
         ends = self._client.end_offsets(self.topic, partitions)
-        for p in partitions:
-            self._start(p, ends[p])
+        for p, checkpoint in saved.items():
+            if checkpoint is not None:
+                self._start(p, checkpoint, ends[p])
         self._reader.assign(self.topic, partitions)
         for p in partitions:
             self._reader.seek(p, self._index[p].next_offset)
@@ -64,6 +68,7 @@ class IndexedPartitions:
         self._add_records(chunk)
         for p in partitions:
             self._index[p].next_offset = max(self._index[p].next_offset, self._reader.position(p))
+        self._save_when_due()
 
     def appended(self, stored: Iterable[StoredEvent]) -> None:
         """Add the events of a committed transaction of ours; save a checkpoint in the background when due."""
@@ -72,20 +77,26 @@ class IndexedPartitions:
             index.add(s)
             index.next_offset = max(index.next_offset, s.position.offset + 1)
             self._unsaved += 1
-        if self._saved is not None and self._unsaved >= self._every and not self._saving.locked():
+        self._save_when_due()
+
+    def _save_when_due(self) -> None:
+        if self._saved is not None and self._every and self._unsaved >= self._every and not self._saving.locked():
             self._unsaved = 0
             threading.Thread(target=self.checkpoint, name="kafka-index-checkpoint", daemon=True).start()
 
     def know(self, aggregate_ids: Iterable[str]) -> None:
         """Look up the versions below the checkpoint of the aggregates not looked up yet."""
-        unknown: dict[int, set[str]] = {}
+        by_partition: dict[int, set[str]] = {}
         for agg in aggregate_ids:
-            p = partition_for(agg, len(self._index))
-            if self._index[p].unknown([agg]):
-                unknown.setdefault(p, set()).add(agg)
-        for p, aggs in unknown.items():
-            found = self._store_of(p).store.versions(aggs, self._index[p].base)
-            self._index[p].prior.update({agg: found.get(agg, 0) for agg in aggs})
+            by_partition.setdefault(partition_for(agg, len(self._index)), set()).add(agg)
+        for p, aggs in by_partition.items():
+            self._know_in(p, aggs)
+
+    def _know_in(self, partition: int, aggregate_ids: set[str]) -> None:
+        index = self._index[partition]
+        if unknown := index.unknown(aggregate_ids):
+            found = self._store_of(partition).store.versions(unknown, index.base)
+            index.prior.update({agg: found.get(agg, 0) for agg in unknown})
 
     def histories(self, wanted: Mapping[str, Range]) -> dict[str, list[StoredEvent]]:
         """Each aggregate's events between two versions, from below the checkpoint and from memory."""
@@ -133,7 +144,7 @@ class IndexedPartitions:
             for partition, index in enumerate(self._index):
                 with self.lock:
                     events, checkpoint = index.unsaved()
-                if checkpoint is None:
+                if checkpoint is None or partition in self._unsaved_partitions:
                     continue
                 try:
                     self._saved.store.save(partition, events, checkpoint)
@@ -173,37 +184,59 @@ class IndexedPartitions:
                 found[key] = self._saved.events(p, below)
         return found
 
-    def _start(self, partition: int, end: int) -> None:
-        """Start a partition never read at its saved checkpoint, unless that does not match the topic."""
+    def _saved_checkpoint(self, partition: int) -> Checkpoint | None:
+        """The saved checkpoint of a partition never read yet, if there is one to start at."""
         if self._saved is None or partition in self._started or self._index[partition].next_offset:
-            return
+            return None
         self._started.add(partition)
         try:
-            checkpoint = self._saved.store.checkpoint(partition)
-            if checkpoint is None:
-                return
+            return self._saved.store.checkpoint(partition)
+        except LogError as e:
+            log.warning("no saved index of %s-%s, reading it from offset 0: %s", self.topic, partition, e)
+            return None
+
+    def _start(self, partition: int, checkpoint: Checkpoint, end: int) -> None:
+        """Start the partition at ``checkpoint`` unless it does not match the topic: then read it from offset
+        0 and never save it (other processes may be using the saved rows)."""
+        assert self._saved is not None, "there is a checkpoint, so there is a store"
+        try:
             if checkpoint.last_offset < end and self._saved.matches(partition, checkpoint):
                 self._index[partition] = PartitionIndex(checkpoint)
                 return
-            log.warning("the saved index of %s-%s does not match the topic: reading from 0", self.topic, partition)
-            self._saved.store.forget(partition)
         except LogError as e:
-            log.warning("no saved index of %s-%s, reading it from offset 0: %s", self.topic, partition, e)
+            log.warning("the saved index of %s-%s cannot be checked, reading from 0: %s", self.topic, partition, e)
+            return
+        self._unsaved_partitions.add(partition)
+        schema = self._saved.store.schema
+        log.error(
+            "the saved index of %s-%s does not match the topic (was it recreated?): reading it from offset 0;"
+            " once no process uses it, delete its rows: DELETE FROM %s.kafka_index WHERE log_partition = %s;"
+            " DELETE FROM %s.kafka_index_checkpoints WHERE log_partition = %s",
+            *(self.topic, partition, schema, partition, schema, partition),
+        )
 
     def _add_records(self, records: list[Incoming]) -> None:
         """Add the events among ``records`` to their partitions' index (markers and unreadable ones skipped)."""
-        events: list[StoredEvent] = []
-        self.records_read += len(records)
-        for record in records:
+        decoded = [(record, self._decoded(record)) for record in records]
+        by_partition: dict[int, set[str]] = {}
+        for record, stored in decoded:
+            if stored is not None:
+                by_partition.setdefault(record.partition, set()).add(stored.aggregate_id)
+        for partition, aggs in by_partition.items():  # before anything moves: a failure here reads them again
+            self._know_in(partition, aggs)
+        for record, stored in decoded:
             self._index[record.partition].next_offset = record.offset + 1
-            if is_marker(record) or not record.value:
-                continue
-            try:
-                event = decode_envelope(record.value)
-            except InvalidInput as e:
-                log.warning("skipping unreadable record %s-%s: %s", self.topic, record.offset, e)
-                continue
-            events.append(StoredEvent(event, Position(record.partition, record.offset), record.timestamp_ms))
-        self.know(s.aggregate_id for s in events)
-        for stored in events:
-            self._index[stored.position.partition].add(stored)
+            if stored is not None:
+                self._unsaved += self._index[record.partition].add(stored)
+        self.records_read += len(records)
+
+    def _decoded(self, record: Incoming) -> StoredEvent | None:
+        """The event in ``record``, or None for a marker or an unreadable record."""
+        if is_marker(record) or not record.value:
+            return None
+        try:
+            event = decode_envelope(record.value)
+        except InvalidInput as e:
+            log.warning("skipping unreadable record %s-%s: %s", self.topic, record.offset, e)
+            return None
+        return StoredEvent(event, Position(record.partition, record.offset), record.timestamp_ms)

@@ -74,7 +74,8 @@ def parallel(calls: Sequence[Callable[[], None]]) -> None:
 
 class PartitionIndex:
     """The valid events of one partition in log order: those from ``base`` on in memory, and below
-    ``base`` (the saved checkpoint it started from) each aggregate's version once it was looked up."""
+    ``base`` (the saved checkpoint it started from, moved up by ``forget_below``) each aggregate's
+    version once it was looked up."""
 
     __slots__ = (
         *("base", "base_end", "last", "prior", "saved", "next_offset"),
@@ -112,7 +113,7 @@ class PartitionIndex:
 
     @property
     def end(self) -> int:
-        """One past the last event's offset (0 if none)."""
+        """One past the last event's offset (0 if none, in memory or below base)."""
         return self.offsets[-1] + 1 if self.offsets else self.base_end
 
     def add(self, stored: StoredEvent) -> bool:

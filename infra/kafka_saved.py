@@ -21,6 +21,7 @@ GAP = 2000
 FETCH_BYTES = 1 << 20
 """How much one fetch of the older events' reader returns at most per partition."""
 FETCH_TIMEOUT_S = 30.0
+"""How long a fetch waits for the next record before giving up."""
 
 
 class StaleIndex(LogError):
@@ -64,14 +65,19 @@ class SavedEvents:
     def between(self, partition: int, wanted: Mapping[str, tuple[int, int]]) -> dict[str, list[StoredEvent]]:
         """For each aggregate of ``partition``, its events from the first to the last version asked for."""
         located = self.store.versions_between(wanted)
-        events = self.events(partition, located)
         found: dict[str, list[StoredEvent]] = {agg: [] for agg in wanted}
-        for stored in events:
+        for stored in self.events(partition, located):
             found[stored.aggregate_id].append(stored)
+        for agg, (first, last) in wanted.items():
+            if [s.version for s in found[agg]] != list(range(first, last + 1)):
+                got = ", ".join(str(s.version) for s in found[agg][:5])
+                raise StaleIndex(f"the saved index of {self._topic}-{partition} lacks versions of {agg}: "
+                                 f"asked for {first}..{last}, found [{got}]")  # fmt: skip
         return found
 
     def close(self) -> None:
         self._reader.close()
+        self.store.close()
 
     def _where(self, partition: int, at: Located) -> str:
         return f"the saved index puts {at.aggregate_id} v{at.version} at {self._topic}-{partition}@{at.offset}"
@@ -81,19 +87,23 @@ def fetch(reader: Reader, topic: str, partition: int, offsets: Collection[int]) 
     """The records at ``offsets`` of ``partition`` (absent: no record there)."""
     todo, found = sorted(set(offsets)), dict[int, Incoming]()
     reader.assign(topic, [partition])
-    deadline, i = time.monotonic() + FETCH_TIMEOUT_S, 0
+    i = 0
     while i < len(todo):
         reader.seek(partition, todo[i])
-        i = read_run(reader, todo, i, found, deadline)
+        i = read_run(reader, todo, i, found)
     return found
 
 
-def read_run(reader: Reader, todo: list[int], i: int, found: dict[int, Incoming], deadline: float) -> int:
-    """Read on from ``todo[i]`` until every offset is passed or the next one is far; the next index."""
+def read_run(reader: Reader, todo: list[int], i: int, found: dict[int, Incoming]) -> int:
+    """Read on from ``todo[i]`` until every offset is passed or the next one is far; the next index.
+    LogUnavailable if no record comes for FETCH_TIMEOUT_S."""
+    deadline = time.monotonic() + FETCH_TIMEOUT_S
     while True:
         if time.monotonic() > deadline:
             raise LogUnavailable(f"the records at offsets {todo[i : i + 5]}... could not be fetched in time")
         records = reader.poll(0.1)
+        if records:
+            deadline = time.monotonic() + FETCH_TIMEOUT_S
         for record in records:
             while i < len(todo) and todo[i] < record.offset:
                 i += 1  # no record there

@@ -100,14 +100,16 @@ class KafkaCommandStream(CommandStream):
                 done = list(self._workers().map(self._transact_or_error, prepared))
             else:
                 done = [self._transact_or_error(p) for p in prepared]
-            return self._record(outcomes, done)
+            return self._record(outcomes, [isinstance(p, Exception) for p in prepared], done)
 
-    def _record(self, outcomes: Sequence[PartitionOutcome], done: Sequence[Transacted | Exception]) -> Answers:
+    def _record(
+        self, outcomes: Sequence[PartitionOutcome], refused: Sequence[bool], done: Sequence[Transacted | Exception]
+    ) -> Answers:
         answers: Answers = []
         unexpected: Exception | None = None
-        for outcome, result in zip(outcomes, done, strict=True):
+        for outcome, unwritten, result in zip(outcomes, refused, done, strict=True):
             if isinstance(result, Exception):
-                self._failed(outcome.partition, result)
+                self._failed(outcome.partition, result, unwritten)
                 answers.append(result if isinstance(result, LogError) else LogError(repr(result)))
                 unexpected = unexpected or (None if isinstance(result, LogError) else result)
                 continue
@@ -176,9 +178,10 @@ class KafkaCommandStream(CommandStream):
         writer.commit(COMMIT_TIMEOUT_S)
         return results, stored
 
-    def _failed(self, partition: int, error: Exception) -> None:
-        """Abort (or give up the partition), and deliver its records again from the last committed offset."""
-        if not isinstance(error, ConcurrencyConflict):  # a conflict is found before anything is written
+    def _failed(self, partition: int, error: Exception, unwritten: bool) -> None:
+        """Abort (or give up the partition) if a transaction was begun, and deliver its records again
+        from the last committed offset."""
+        if not unwritten and not isinstance(error, ConcurrencyConflict):  # a conflict comes before any write
             self._log.abandon(partition, error)
         self._rewind(partition)
         if not self._log.owns(partition):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import pytest
 
+from syncbackbone.domain.errors import LogUnavailable
 from syncbackbone.domain.records import EventMeta, NewEvent
 from syncbackbone.infra.avro_codec import AvroCodec
 from syncbackbone.infra.kafka_index import KafkaIndexStore
 from syncbackbone.infra.kafka_log import KafkaEventLog
+from syncbackbone.infra.kafka_python import KafkaPythonClient
 from syncbackbone.infra.services import Tansu
 
 DOCS = [f"docs/d{i}" for i in range(12)]
@@ -108,3 +110,68 @@ def test_the_owner_saves_its_index_in_the_background_every_n_events(
         assert any(store.checkpoint(p) for p in range(writer.partitions))
     finally:
         store.close()
+
+
+class FailsOnce(KafkaIndexStore):
+    """The real index store, whose next version look-up fails as if PostgreSQL blinked."""
+
+    fail_next = False
+
+    def versions(self, aggregate_ids: Collection[str], below: int) -> dict[str, int]:
+        if self.fail_next:
+            self.fail_next = False
+            raise LogUnavailable("PostgreSQL blinked (injected)")
+        return super().versions(aggregate_ids, below)
+
+
+class WritesWhileAsked(KafkaPythonClient):
+    """A real client that runs ``meanwhile`` right after it was asked where the partitions end."""
+
+    meanwhile: Callable[[], None] = staticmethod(lambda: None)
+
+    def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        ends = super().end_offsets(topic, partitions)
+        self.meanwhile()
+        return ends
+
+
+def test_a_reader_whose_catch_up_fails_on_postgresql_reads_the_same_records_again(
+    tansu: Tansu, open_log: OpenLog, pg_dsn: str, namespace: str
+) -> None:
+    owner = open_log()
+    grow(owner, 2)
+    owner.checkpoint()
+    store = FailsOnce(pg_dsn, namespace)
+    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store)
+    try:
+        assert everything(reader) == everything(owner)  # started at the checkpoint
+        owner.append([event("docs/new", 1), event("docs/new", 2)])
+        store.fail_next = True
+        with pytest.raises(LogUnavailable):
+            reader.read_aggregate("docs/new")
+        assert [s.version for s in reader.read_aggregate("docs/new")] == [1, 2]
+    finally:
+        reader.close()
+
+
+def test_a_checkpoint_saved_while_a_reader_starts_is_used_and_never_deleted(
+    tansu: Tansu, open_log: OpenLog, pg_dsn: str, namespace: str
+) -> None:
+    owner = open_log()
+    grow(owner, 2)
+    owner.checkpoint()
+    client = WritesWhileAsked(tansu.bootstrap)
+    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, client, KafkaIndexStore(pg_dsn, namespace))
+    try:
+        client.meanwhile = lambda: (grow(owner, 1, start=3), owner.checkpoint(), None)[-1]
+        reader.read_aggregate(DOCS[0])  # starts its partition while the owner saves a newer checkpoint
+        client.meanwhile = lambda: None
+        grow(owner, 1, start=4)
+        owner.checkpoint()
+
+        fresh = open_log()
+        assert everything(fresh) == everything(owner)
+        assert [len(fresh.read_aggregate(doc)) for doc in DOCS] == [4] * len(DOCS)
+    finally:
+        reader.close()
+        client.close()
