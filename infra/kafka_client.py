@@ -192,7 +192,8 @@ def read_until(reader: Reader, ends: Mapping[int, int], timeout_s: float = 30.0)
     deadline = time.monotonic() + timeout_s
     while pending:
         if time.monotonic() > deadline:
-            raise LogUnavailable(f"partitions {sorted(pending)} could not be read to their end in {timeout_s} s")
+            where = ", ".join(f"{p}: at {reader.position(p)} of {end}" for p, end in sorted(pending.items()))
+            raise LogUnavailable(f"partitions could not be read to their end in {timeout_s} s ({where})")
         yield from reader.poll(0.1)
         pending = {p: end for p, end in pending.items() if reader.position(p) < end}
 
