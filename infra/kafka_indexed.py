@@ -5,8 +5,8 @@ record of an (aggregate, version) wins). With an index store (``kafka_index.py``
 saved every ``checkpoint_every`` events and on close, and then dropped from memory; a partition never read
 before starts at its saved checkpoint, so only the records after it are read. Events below the
 checkpoint are located in PostgreSQL and fetched by offset (``kafka_saved.py``). Without a
-store, every partition is read from offset 0 and held in memory whole. Callers hold ``lock``
-around every method but ``checkpoint`` and ``close``.
+store, every partition is read from offset 0 and held in memory whole. Saving is
+``kafka_checkpoints.py``'s. Callers hold ``lock`` around every method but ``save`` and ``close``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from ..domain.errors import InvalidInput, LogError
 from ..domain.records import Position, StoredEvent
 from .avro_codec import decode_envelope
 from .kafka_client import Incoming, KafkaClient, is_marker, read_until
-from .kafka_index import Checkpoint
+from .kafka_index import Checkpoint, KafkaIndexStore
 from .kafka_partitions import PartitionIndex
 from .kafka_saved import SavedEvents
 from .partitioning import partition_for
@@ -35,12 +35,14 @@ class IndexedPartitions:
     """The index of each partition of one events topic, and the saved checkpoints it starts from."""
 
     def __init__(
-        self, client: KafkaClient, topic: str, partitions: int, saved: SavedEvents | None, checkpoint_every: int
+        self, client: KafkaClient, topic: str, partitions: int, saved: SavedEvents | None, checkpoint_every: int = 0
     ) -> None:
         self.topic, self.lock = topic, threading.RLock()
         self._client, self._reader, self._saved = client, client.reader(), saved
         self._index = [PartitionIndex() for _ in range(partitions)]
-        self._every, self._unsaved, self._saving = checkpoint_every, 0, threading.Lock()
+        self._every, self._unsaved = checkpoint_every, 0
+        self.on_due: Callable[[], None] = lambda: None
+        """Called (holding ``lock``) once ``checkpoint_every`` events were added since it was last called."""
         self._started: set[int] = set()  # partitions whose saved checkpoint was looked at
         self._unsaved_partitions: set[int] = set()  # their saved index does not match the topic: never saved
         self.records_read = 0
@@ -80,9 +82,9 @@ class IndexedPartitions:
         self._save_when_due()
 
     def _save_when_due(self) -> None:
-        if self._saved is not None and self._every and self._unsaved >= self._every and not self._saving.locked():
+        if self._saved is not None and self._every and self._unsaved >= self._every:
             self._unsaved = 0
-            threading.Thread(target=self.checkpoint, name="kafka-index-checkpoint", daemon=True).start()
+            self.on_due()
 
     def know(self, aggregate_ids: Iterable[str]) -> None:
         """Look up the versions below the checkpoint of the aggregates not looked up yet."""
@@ -135,31 +137,38 @@ class IndexedPartitions:
                 found.setdefault(key[1], []).extend(events)
         return found
 
-    def checkpoint(self) -> int:
-        """Save the index of every partition read so far (with an index store); how many events that saved."""
+    @property
+    def partitions(self) -> int:
+        return len(self._index)
+
+    @property
+    def store(self) -> KafkaIndexStore | None:
+        return None if self._saved is None else self._saved.store
+
+    def save(self) -> dict[int, tuple[Checkpoint, int]]:
+        """Save what this index read of each partition and drop it from memory; each checkpoint saved and
+        its events. Only for an index that read every record it holds from the log (never ``appended``)."""
+        done: dict[int, tuple[Checkpoint, int]] = {}
         if self._saved is None:
-            return 0
-        saved = 0
-        with self._saving:
-            for partition, index in enumerate(self._index):
-                with self.lock:
-                    events, checkpoint = index.unsaved()
-                if checkpoint is None or partition in self._unsaved_partitions:
-                    continue
-                try:
-                    self._saved.store.save(partition, events, checkpoint)
-                except LogError as e:
-                    log.warning("the index of %s-%s was not saved: %s", self.topic, partition, e)
-                    continue
-                with self.lock:
-                    index.saved = max(index.saved, checkpoint.next_offset)
-                    index.forget_below(checkpoint)  # memory holds the tail only; the rest is fetched by offset
-                saved += len(events)
-        return saved
+            return done
+        for partition, index in enumerate(self._index):
+            with self.lock:
+                events, checkpoint = index.unsaved()
+            if checkpoint is None or partition in self._unsaved_partitions:
+                continue
+            try:
+                self._saved.store.save(partition, events, checkpoint)
+            except LogError as e:
+                log.warning("the index of %s-%s was not saved: %s", self.topic, partition, e)
+                continue
+            with self.lock:
+                index.saved, index.last = max(index.saved, checkpoint.next_offset), checkpoint
+                index.forget_below(checkpoint.next_offset)
+            done[partition] = (checkpoint, len(events))
+        return done
 
     def close(self) -> None:
-        """Save a last checkpoint and release the readers."""
-        self.checkpoint()
+        """Release the readers (not the store)."""
         with self.lock:
             self._reader.close()
             if self._saved is not None:

@@ -21,6 +21,7 @@ from ..commands.ports import Codec, EventLog
 from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import encode_envelope, record_headers
+from .kafka_checkpoints import Checkpointer
 from .kafka_client import KafkaClient, Outgoing, TransactionalWriter
 from .kafka_index import KafkaIndexStore
 from .kafka_indexed import IndexedPartitions
@@ -54,8 +55,10 @@ class KafkaEventLog(EventLog):
         self._own_client = client is None
         self._client = client or KafkaPythonClient(bootstrap)
         self._partitions = ensure_topics(self._client, self.topics, partitions)
-        saved = SavedEvents(index_store, self._client, self.topics.events) if index_store else None
-        self._index = IndexedPartitions(self._client, self.topics.events, self._partitions, saved, checkpoint_every)
+        self._store = index_store
+        self._index = self._indexed(checkpoint_every)
+        self._checkpointer = Checkpointer(self._index, lambda: self._indexed(0))
+        self._index.on_due = self._checkpointer.in_background
         self._writers: dict[int, TransactionalWriter] = {}
         self._explicit: set[int] = set()  # claimed with claim(): never re-claimed behind the caller's back
         self.lock = self._index.lock
@@ -109,7 +112,12 @@ class KafkaEventLog(EventLog):
         self._index.appended(stored)
 
     def checkpoint(self) -> int:
-        return self._index.checkpoint()
+        return self._checkpointer.checkpoint()
+
+    def _indexed(self, checkpoint_every: int) -> IndexedPartitions:
+        """An index of the events topic, reading and saving checkpoints through the index store if any."""
+        saved = SavedEvents(self._store, self._client, self.topics.events) if self._store else None
+        return IndexedPartitions(self._client, self.topics.events, self._partitions, saved, checkpoint_every)
 
     def abandon(self, partition: int, error: BaseException) -> None:
         """After a failed transaction: abort it and re-read the partition (a broker may show aborted
@@ -190,7 +198,10 @@ class KafkaEventLog(EventLog):
         with self.lock:
             for partition in list(self._writers):
                 self._lose(partition)
+        self._checkpointer.close()
         self._index.close()
+        if self._store is not None:
+            self._store.close()
         with self.lock:
             if self._own_client:
                 self._client.close()

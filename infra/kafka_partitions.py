@@ -137,11 +137,11 @@ class PartitionIndex:
             return [], None
         return self.events[bisect_left(self.offsets, self.saved) :], replace(last, next_offset=self.next_offset)
 
-    def forget_below(self, checkpoint: Checkpoint) -> None:
-        """Drop the events below the (saved) ``checkpoint`` from memory, keeping each aggregate's version."""
+    def forget_below(self, offset: int) -> None:
+        """Drop the events below ``offset`` (saved in the store) from memory, keeping each aggregate's version."""
         if not self.base:
             self.prior.update({agg: 0 for agg in self.by_aggregate if agg not in self.prior})
-        cut = bisect_left(self.offsets, checkpoint.next_offset)
+        cut = bisect_left(self.offsets, offset)
         dropped, self.events, self.offsets = self.events[:cut], self.events[cut:], self.offsets[cut:]
         counts: dict[str, int] = {}
         for s in dropped:
@@ -160,4 +160,4 @@ class PartitionIndex:
                 self.by_aggregate[agg] = history
         if dropped:
             self.base_end = dropped[-1].position.offset + 1
-        self.base, self.last = max(self.base, checkpoint.next_offset), checkpoint
+        self.base = max(self.base, offset)

@@ -76,8 +76,8 @@ class SavedEvents:
         return found
 
     def close(self) -> None:
+        """Release the reader (the store is closed by whoever made it)."""
         self._reader.close()
-        self.store.close()
 
     def _where(self, partition: int, at: Located) -> str:
         return f"the saved index puts {at.aggregate_id} v{at.version} at {self._topic}-{partition}@{at.offset}"

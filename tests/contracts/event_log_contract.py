@@ -53,6 +53,9 @@ def offsets(stored: list[StoredEvent]) -> list[int]:
 class EventLogContract:
     """Behaviour every EventLog must show; subclasses provide ``make_log``."""
 
+    concurrent_writers = 4
+    """Logs appending to one partition at once in the concurrency test (each append may fence the others)."""
+
     @pytest.fixture
     def make_log(self) -> LogFactory:
         raise NotImplementedError("a subclass provides make_log")
@@ -178,7 +181,7 @@ class EventLogContract:
         assert [s.version for s in second.read_aggregate(doc)] == [1, 2]
 
     def test_concurrent_writers_never_reveal_an_offset_below_one_already_read(self, make_log: LogFactory) -> None:
-        writers, appends, batch = 4, 15, 4
+        writers, appends, batch = self.concurrent_writers, 15, 4
         logs = [make_log(4) for _ in range(writers + 1)]
         reader = logs[-1]
         seen: list[StoredEvent] = []

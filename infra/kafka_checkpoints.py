@@ -1,0 +1,82 @@
+"""Saving a Kafka log's partition index: what is saved is what a fresh reader of the log would find.
+
+The index a log holds in memory is not always what a fresh reader finds: an owner adds its own
+committed events without reading the log, so a record that landed in between (a fenced writer's
+on a broker that shows those, like Tansu) is in the log but not in its memory. Saving that
+memory would give restarted readers a different history than the log. So a checkpoint is made
+by a second index, the verifier, that reads each partition from the last saved checkpoint to
+the end, validating in log order like any reader; it saves that, and the log then drops from
+memory the events below the new checkpoint.
+
+``Checkpointer.checkpoint`` runs every ``checkpoint_every`` events (in a background thread) and
+when the log closes; one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..domain.errors import LogError
+from .kafka_index import Checkpoint
+from .kafka_indexed import IndexedPartitions
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """Saves the partitions ``index`` has read, as the verifier (made on first use) reads them back."""
+
+    def __init__(self, index: IndexedPartitions, make_verifier: Callable[[], IndexedPartitions]) -> None:
+        self._index, self._make_verifier = index, make_verifier
+        self._verifier: IndexedPartitions | None = None
+        self._saving = threading.Lock()
+
+    def in_background(self) -> None:
+        """Start a checkpoint in a background thread, unless one is running."""
+        if not self._saving.locked():
+            threading.Thread(target=self.checkpoint, name="kafka-index-checkpoint", daemon=True).start()
+
+    def checkpoint(self) -> int:
+        """Save every partition the index has read past its base, then drop the saved events from its memory;
+        how many events were saved (0 without an index store)."""
+        if self._index.store is None:
+            return 0
+        with self._saving:
+            with self._index.lock:
+                due = [p for p in range(self._index.partitions) if self._index[p].next_offset > self._index[p].base]
+            if not due:
+                return 0
+            try:
+                saved = self._save(due)
+            except LogError as e:
+                log.warning("the index of %s was not saved: %s", self._index.topic, e)
+                return 0
+            for partition, (checkpoint, _) in saved.items():
+                self._forget(partition, checkpoint)
+            return sum(count for _, count in saved.values())
+
+    def close(self) -> None:
+        """Save a last checkpoint and release the verifier."""
+        self.checkpoint()
+        with self._saving:
+            if self._verifier is not None:
+                self._verifier.close()
+                self._verifier = None
+
+    def _save(self, due: list[int]) -> dict[int, tuple[Checkpoint, int]]:
+        """The verifier reads the partitions to their end and saves them: each checkpoint, and its events."""
+        if self._verifier is None:
+            self._verifier = self._make_verifier()
+        with self._verifier.lock:
+            self._verifier.catch_up(due)
+        return self._verifier.save()
+
+    def _forget(self, partition: int, checkpoint: Checkpoint) -> None:
+        """Drop the index's events below the checkpoint (no further than it has read itself)."""
+        with self._index.lock:
+            index = self._index[partition]
+            below = min(checkpoint.next_offset, index.next_offset)
+            if below > index.base:
+                index.forget_below(below)
