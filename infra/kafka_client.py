@@ -19,6 +19,8 @@ from ..domain.errors import LogUnavailable
 
 Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
+Connect = Callable[[str], "KafkaClient"]
+"""Makes the client of a bootstrap address (``KafkaPythonClient`` or ``ConfluentClient``)."""
 MARKER = ("type", b"__marker__")
 
 

@@ -22,7 +22,7 @@ from ..commands.ports import Codec, EventLog
 from ..domain.errors import ConcurrencyConflict, InvalidInput, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import decode_envelope, encode_envelope, record_headers
-from .kafka_client import Incoming, KafkaClient, Outgoing, TransactionalWriter, is_marker, read_until
+from .kafka_client import Connect, Incoming, KafkaClient, Outgoing, TransactionalWriter, is_marker, read_until
 from .kafka_partitions import PartitionIndex, Topics, ensure_topics, now_ms, parallel
 from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
@@ -38,13 +38,19 @@ class KafkaEventLog(EventLog):
     ``record_appended`` the stored events (or ``abandon`` the partition if the transaction failed)."""
 
     def __init__(
-        self, bootstrap: str, namespace: str, codec: Codec, partitions: int = 4, client: KafkaClient | None = None
+        self,
+        bootstrap: str,
+        namespace: str,
+        codec: Codec,
+        partitions: int = 4,
+        client: KafkaClient | None = None,
+        connect: Connect = KafkaPythonClient,
     ) -> None:
         self.namespace = namespace
         self.codec = codec
         self.topics = Topics.of(namespace)
         self._own_client = client is None
-        self._client = client or KafkaPythonClient(bootstrap)
+        self._client = client or connect(bootstrap)
         self._partitions = ensure_topics(self._client, self.topics, partitions)
         self._index = [PartitionIndex() for _ in range(self._partitions)]
         self._writers: dict[int, TransactionalWriter] = {}
