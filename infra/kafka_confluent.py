@@ -96,7 +96,12 @@ class Deliveries:
     def __init__(self, count: int) -> None:
         self.offsets: list[int | None] = [None] * count
         self.error: KafkaError | None = None
-        self.pending = count
+        self._count = count
+        self._reported: list[int] = []  # list.append is atomic: other threads' flushes may serve reports
+
+    @property
+    def pending(self) -> int:
+        return self._count - len(self._reported)
 
     def callback(self, index: int) -> Any:
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -104,7 +109,7 @@ class Deliveries:
                 self.error = self.error or error
             else:
                 self.offsets[index] = message.offset()
-            self.pending -= 1
+            self._reported.append(index)
 
         return delivered
 
