@@ -1,8 +1,9 @@
 """The confluent-kafka (librdkafka) implementation of the Kafka client seam (``kafka_client.py``).
 
-librdkafka does its protocol work in C threads without the GIL, so transactions of several
+librdkafka does the protocol work in C threads without the GIL, so the transactions of several
 partitions overlap for real. Every workaround for a quirk of the Tansu test broker lives in the
-section "Tansu quirks" below.
+section "Tansu quirks" below; two confluent-kafka quirks are handled where they show (``translated``
+and ``ConfluentWriter._wait``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as TP
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -42,24 +36,16 @@ from .kafka_client import (
 TIMEOUT_S = 10.0
 CONNECT = {"socket.timeout.ms": 10_000, "log_level": 3, "log.connection.close": False}
 WRITE = {**CONNECT, "enable.idempotence": True, "acks": "all", "linger.ms": 1, "message.timeout.ms": 10_000}
-READ = {
-    **CONNECT,
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "isolation.level": "read_committed",
-    "auto.offset.reset": "earliest",
-    "fetch.wait.max.ms": 20,
-    "fetch.max.bytes": 64 << 20,
-    "max.partition.fetch.bytes": 16 << 20,
-    "check.crcs": False,
-}
+READ = {**CONNECT, "enable.auto.commit": False, "isolation.level": "read_committed", "auto.offset.reset": "earliest"}
+FETCH = {"fetch.wait.max.ms": 5, "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 16 << 20}
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
-PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}  # what records of a producer in fatal state get
+PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
 TRANSIENT = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError.REQUEST_TIMED_OUT}
 
 
 def ours(error: KafkaError, what: str, timeout_fences: bool = False) -> SyncBackboneError:
-    """Our error for a librdkafka error: WriterFenced, LogUnavailable (transient) or LogError."""
+    """Our error for a librdkafka error: WriterFenced (fenced, fatal, or a timeout where the contract says
+    so), LogUnavailable (retriable, timeouts, lost brokers) or LogError."""
     code = error.code()
     if code in FENCED or error.fatal() or (timeout_fences and code in TRANSIENT):
         return WriterFenced(f"{what}: another writer took over: {error}")
@@ -68,67 +54,62 @@ def ours(error: KafkaError, what: str, timeout_fences: bool = False) -> SyncBack
     return LogError(f"{what}: {error}")
 
 
-def kafka_exception(e: KafkaException, what: str, timeout_fences: bool) -> SyncBackboneError:
+def from_exception(e: BaseException, what: str, timeout_fences: bool) -> SyncBackboneError:
     error = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
     return LogError(f"{what}: {e}") if error is None else ours(error, what, timeout_fences)
 
 
 @contextmanager
 def translated(what: str, timeout_fences: bool = False) -> Iterator[None]:
-    """Re-raise confluent-kafka errors as ours, ``from`` the original."""
+    """Re-raise confluent-kafka errors as ours, ``from`` the original. confluent-kafka quirk: once a
+    producer hit a fatal error, flush runs delivery callbacks with that error pending and raises
+    SystemError (the KafkaException is its cause, or is lost)."""
     try:
         yield
     except SyncBackboneError:
         raise
     except KafkaException as e:
-        raise kafka_exception(e, what, timeout_fences) from e
-    except SystemError as e:  # confluent-kafka mishandles a fatal error raised while it runs delivery callbacks
-        if not isinstance(e.__cause__, KafkaException):
-            raise LogError(f"{what}: confluent-kafka failed: {e}") from e
-        raise kafka_exception(e.__cause__, what, timeout_fences) from e
+        raise from_exception(e, what, timeout_fences) from e
+    except SystemError as e:
+        raise from_exception(e.__cause__ or e, what, timeout_fences) from e
     except BufferError as e:
         raise LogUnavailable(f"{what}: the producer queue is full: {e}") from e
 
 
 class Deliveries:
-    """The delivery reports of records produced in one call: their offsets, or the first error."""
+    """The delivery reports of the records of one call: their offsets, or the first error."""
 
     def __init__(self, count: int) -> None:
-        self.offsets: list[int | None] = [None] * count
+        self.offsets: list[int] = [-1] * count
         self.error: KafkaError | None = None
-        self._count = count
-        self._reported: list[int] = []  # list.append is atomic: other threads' flushes may serve reports
-
-    @property
-    def pending(self) -> int:
-        return self._count - len(self._reported)
+        self._reported: list[int] = []  # list.append is atomic: another thread's flush may serve reports
 
     def callback(self, index: int) -> Any:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 self.error = self.error or error
             else:
-                self.offsets[index] = message.offset()
+                self.offsets[index] = message.offset() or 0
             self._reported.append(index)
 
         return delivered
 
     def wait(self, producer: Producer, what: str, timeout_s: float = TIMEOUT_S) -> list[int]:
-        """Flush ``producer`` until every report arrived (another thread may serve some); the offsets."""
+        """Flush ``producer`` until every report arrived; the offsets, else the first error."""
         deadline = time.monotonic() + timeout_s
         try:
             with translated(what):
                 producer.flush(timeout_s)
-                while self.pending and time.monotonic() < deadline:
+                while len(self._reported) < len(self.offsets) and time.monotonic() < deadline:
                     producer.poll(0.005)
         except LogError:
             if self.error is None:
                 raise  # else the delivery error, raised below, says more
         if self.error is not None:
             raise ours(self.error, what)
-        if self.pending:
+        if len(self._reported) < len(self.offsets):
             raise LogUnavailable(f"{what}: a record was not acknowledged in time")
-        return [o if o is not None else -1 for o in self.offsets]
+        return self.offsets
 
 
 def produced(producer: Producer, records: Sequence[Outgoing], what: str) -> Deliveries:
@@ -137,16 +118,8 @@ def produced(producer: Producer, records: Sequence[Outgoing], what: str) -> Deli
     produce = producer.produce
     with translated(what):
         for i, r in enumerate(records):
-            headers: list[tuple[str, str | bytes | None]] | None = list(r.headers) or None
-            produce(
-                r.topic,
-                r.value,
-                r.key,
-                r.partition,
-                on_delivery=reports.callback(i),
-                timestamp=r.timestamp_ms or 0,
-                headers=headers,
-            )
+            h: list[tuple[str, str | bytes | None]] | None = list(r.headers) or None
+            produce(r.topic, r.value, r.key, r.partition, reports.callback(i), timestamp=r.timestamp_ms or 0, headers=h)
     return reports
 
 
@@ -154,8 +127,7 @@ def incoming(message: Message) -> Incoming:
     raw = message.headers() or ()
     pairs = raw.items() if isinstance(raw, dict) else raw
     headers = tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in pairs)
-    offset, partition = message.offset(), message.partition()
-    assert offset is not None and partition is not None
+    partition, offset = message.partition() or 0, message.offset() or 0
     return Incoming(partition, offset, message.key(), message.value() or b"", headers, message.timestamp()[1])
 
 
@@ -172,19 +144,17 @@ def live_members(state: str, listed: int) -> int:
 
 
 class ConfluentReader(Reader):
-    """Reader on a confluent-kafka consumer. Offsets given by ``seek`` before the first poll after
-    ``assign`` go into the assignment itself (librdkafka seeks only partitions it already fetches)."""
+    """Reader on a confluent-kafka consumer. librdkafka seeks only partitions it fetches already, so
+    offsets sought between ``assign`` and the next poll go into the assignment itself."""
 
     def __init__(self, consumer: Consumer, topic: str = "") -> None:
         self._consumer = consumer
         self._topic = topic
-        self._positions: dict[int, int] = {}
+        self._positions: dict[int, int] = {}  # librdkafka knows none until it returned a record
         self._starts: dict[int, int] | None = None  # an assignment not handed to librdkafka yet
 
-    def _tp(self, partition: int, offset: int | None = None) -> TopicPartition:
-        return (
-            TopicPartition(self._topic, partition) if offset is None else TopicPartition(self._topic, partition, offset)
-        )
+    def _tp(self, partition: int, offset: int = OFFSET_INVALID) -> TP:
+        return TP(self._topic, partition, offset)
 
     def assign(self, topic: str, partitions: Sequence[int]) -> None:
         self._topic = topic
@@ -203,6 +173,7 @@ class ConfluentReader(Reader):
         return self._positions.get(partition, 0)
 
     def poll(self, timeout_s: float, max_records: int = 5000) -> list[Incoming]:
+        """What is there already, else wait for a first record (consume would wait out the whole timeout)."""
         what = f"reading {self._topic}"
         with translated(what):
             if self._starts is not None:
@@ -212,15 +183,10 @@ class ConfluentReader(Reader):
             if not messages:
                 first = self._consumer.poll(timeout_s)
                 messages = [] if first is None else [first, *self._consumer.consume(max_records - 1, 0)]
-        records = []
-        for m in messages:
-            error = m.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise ours(error, what)
-            records.append(incoming(m))
-        records.sort(key=lambda r: (r.partition, r.offset))
+        errors = [e for m in messages if (e := m.error()) is not None and e.code() != KafkaError._PARTITION_EOF]
+        if errors:
+            raise ours(errors[0], what)
+        records = sorted((incoming(m) for m in messages if m.error() is None), key=lambda r: (r.partition, r.offset))
         for r in records:
             self._positions[r.partition] = max(self._positions.get(r.partition, 0), r.offset + 1)
         return records
@@ -259,21 +225,22 @@ class ConfluentWriter(TransactionalWriter):
 
     def __init__(self, bootstrap: str, transactional_id: str) -> None:
         self.transactional_id = transactional_id
-        config = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id, **WRITE}
         with translated(f"connecting writer {transactional_id}"):
-            self._producer = Producer(config)
+            self._producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id, **WRITE})
         self._later: list[Deliveries] = []
 
     def _wait(self, reports: Deliveries, what: str, timeout_s: float = TIMEOUT_S) -> list[int]:
+        """confluent-kafka quirk: a producer in a fatal state (fenced) purges its records, and the fatal
+        error itself may be lost (see ``translated``): a purge there means the writer is done."""
         try:
             return reports.wait(self._producer, what, timeout_s)
         except LogError as e:
-            if reports.error is None or reports.error.code() not in PURGED:
+            if isinstance(e, WriterFenced) or reports.error is None or reports.error.code() not in PURGED:
                 raise
-            raise WriterFenced(f"{what}: the producer dropped its records after a fatal error (fenced?)") from e
+            raise WriterFenced(f"{what}: the producer dropped its records after a fatal error") from e
 
     def init(self) -> None:
-        with translated(f"initialising writer {self.transactional_id}", timeout_fences=True):
+        with translated(f"initialising writer {self.transactional_id}"):
             self._producer.init_transactions(TIMEOUT_S)
 
     def begin(self) -> None:
@@ -289,7 +256,7 @@ class ConfluentWriter(TransactionalWriter):
         self._later.append(produced(self._producer, records, f"writing in a transaction of {self.transactional_id}"))
 
     def send_offsets(self, group: GroupReader, topic: str, offsets: Mapping[int, int], timeout_s: float) -> None:
-        positions = [TopicPartition(topic, p, o) for p, o in offsets.items()]
+        positions = [TP(topic, p, o) for p, o in offsets.items()]
         with translated(f"sending offsets in a transaction of {self.transactional_id}", timeout_fences=True):
             self._producer.send_offsets_to_transaction(positions, group.group_metadata(), timeout_s)
 
@@ -324,30 +291,25 @@ class ConfluentClient(KafkaClient):
             return self._admin_client
 
     def ensure_topics(self, topics: Mapping[str, Mapping[str, str]], partitions: int) -> dict[str, int]:
-        missing = [NewTopic(name, partitions, 1, config=dict(c)) for name, c in topics.items() if not self._has(name)]
-        for name, future in (
-            self._admin().create_topics(missing, request_timeout=TIMEOUT_S) if missing else {}
-        ).items():
+        missing = [
+            NewTopic(t, partitions, 1, config=dict(c)) for t, c in topics.items() if self.partition_count(t) is None
+        ]
+        futures = self._admin().create_topics(missing, request_timeout=TIMEOUT_S) if missing else {}
+        for name, future in futures.items():
             with translated(f"creating topic {name}"):
-                try:
-                    future.result()
-                except KafkaException as e:
-                    if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                        raise
-        return {name: self._wait_for_partitions(name) for name in topics}
+                if (error := future.exception()) and error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise error
+        return {name: self._partitions_once_known(name) for name in topics}
 
-    def _has(self, topic: str) -> bool:
-        return self.partition_count(topic) is not None
-
-    def _wait_for_partitions(self, topic: str) -> int:
-        """The partition count of a topic just created, once the metadata shows it."""
+    def _partitions_once_known(self, topic: str) -> int:
+        """The partition count of a topic, waiting until the metadata shows a topic just created."""
         deadline = time.monotonic() + TIMEOUT_S
         while (count := self.partition_count(topic)) is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return count or 0
 
     def partition_count(self, topic: str) -> int | None:
-        with translated(f"describing topic {topic}"):
+        with translated(f"describing topic {topic}"):  # all topics: asking for one may auto-create it
             found = self._admin().list_topics(timeout=TIMEOUT_S).topics.get(topic)
         return len(found.partitions) if found is not None and found.error is None and found.partitions else None
 
@@ -366,7 +328,7 @@ class ConfluentClient(KafkaClient):
 
     def _consumer(self, **config: Any) -> Consumer:
         with translated(f"connecting to Kafka at {self.bootstrap}"):
-            return Consumer({"bootstrap.servers": self.bootstrap, **READ, **config})
+            return Consumer({"bootstrap.servers": self.bootstrap, **READ, **FETCH, **config})
 
     def reader(self) -> Reader:
         return ConfluentReader(self._consumer(**{"group.id": f"reader-{uuid.uuid4().hex}"}))  # never joins it
@@ -374,14 +336,9 @@ class ConfluentClient(KafkaClient):
     def group_reader(
         self, topic: str, group: str, on_assigned: Partitions, on_revoked: Partitions, timeouts: GroupTimeouts
     ) -> GroupReader:
-        member = self._consumer(
-            **{
-                "group.id": group,
-                "session.timeout.ms": timeouts.session_timeout_ms,
-                "heartbeat.interval.ms": timeouts.heartbeat_interval_ms,
-                "max.poll.interval.ms": timeouts.max_poll_interval_ms,
-            }
-        )
+        config = {"group.id": group, "session.timeout.ms": timeouts.session_timeout_ms}
+        config |= {"heartbeat.interval.ms": timeouts.heartbeat_interval_ms}
+        member = self._consumer(**config, **{"max.poll.interval.ms": timeouts.max_poll_interval_ms})
         assigned = lambda _c, tps: on_assigned(frozenset(tp.partition for tp in tps))  # noqa: E731
         revoked = lambda _c, tps: on_revoked(frozenset(tp.partition for tp in tps))  # noqa: E731
         with translated(f"subscribing to {topic}"):
