@@ -23,8 +23,8 @@ from ..domain.errors import ConcurrencyConflict, InvalidInput, LogError, WriterF
 from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import decode_envelope, encode_envelope, record_headers
 from .kafka_client import Connect, Incoming, KafkaClient, Outgoing, TransactionalWriter, is_marker, read_until
+from .kafka_confluent import ConfluentClient
 from .kafka_partitions import PartitionIndex, Topics, ensure_topics, now_ms, parallel
-from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class KafkaEventLog(EventLog):
         codec: Codec,
         partitions: int = 4,
         client: KafkaClient | None = None,
-        connect: Connect = KafkaPythonClient,
+        connect: Connect = ConfluentClient,
     ) -> None:
         self.namespace = namespace
         self.codec = codec
