@@ -23,6 +23,7 @@ from ..domain.policies import PolicyBook
 from ..domain.policy_config import policy_book
 from ..domain.records import StoredEvent
 from .avro_codec import AvroCodec
+from .kafka_client import Connect
 from .scheduler import SnapshotScheduler
 from .services import embedded_pg_dsn
 from .settings import Settings, load_settings
@@ -145,8 +146,11 @@ def bootstrap(settings: Settings | None = None) -> Backbone:
     assert settings.kafka_bootstrap
     every = settings.index_checkpoint_every
     store = KafkaIndexStore(lambda: resolve_pg_dsn(settings), settings.namespace) if every else None
-    klog = KafkaEventLog(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions, None, store, every)
-    kbus = KafkaCommandBus(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions)
+    connect = kafka_connect(settings)
+    klog = KafkaEventLog(
+        settings.kafka_bootstrap, settings.namespace, codec, settings.partitions, None, store, every, connect=connect
+    )
+    kbus = KafkaCommandBus(settings.kafka_bootstrap, settings.namespace, codec, settings.partitions, connect=connect)
     return Backbone(settings, klog, kbus, codec, dsn)
 
 
@@ -163,7 +167,20 @@ def make_stream(backbone: Backbone) -> CommandStream:
     from .kafka_stream import KafkaCommandStream
 
     assert isinstance(backbone.log, KafkaEventLog) and settings.kafka_bootstrap
-    return KafkaCommandStream(settings.kafka_bootstrap, settings.namespace, backbone.log, backbone.codec)
+    return KafkaCommandStream(
+        settings.kafka_bootstrap, settings.namespace, backbone.log, backbone.codec, connect=kafka_connect(settings)
+    )
+
+
+def kafka_connect(settings: Settings) -> Connect:
+    """How the Kafka log, bus and stream make their client: the library chosen by SYNC_KAFKA_CLIENT."""
+    if settings.kafka_client == "kafka-python":
+        from .kafka_python import KafkaPythonClient
+
+        return KafkaPythonClient
+    from .kafka_confluent import ConfluentClient
+
+    return ConfluentClient
 
 
 @contextmanager

@@ -20,9 +20,9 @@ from ..commands.results import CommandResult, DeadLetter
 from ..domain.errors import LogError
 from .avro_codec import command_headers, decode_result, encode_result
 from .bounded import trim
-from .kafka_client import Incoming, KafkaClient, Outgoing, is_marker, read_until
+from .kafka_client import Connect, Incoming, KafkaClient, Outgoing, is_marker, read_until
+from .kafka_confluent import ConfluentClient
 from .kafka_partitions import Topics, ensure_topics
-from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -150,13 +150,14 @@ class KafkaCommandBus(CommandBus):
         partitions: int = 4,
         client: KafkaClient | None = None,
         processor_group: str | None = None,
+        connect: Connect = ConfluentClient,
     ) -> None:
         self.namespace = namespace
         self.topics = Topics.of(namespace)
         self._codec = codec
         self._group = processor_group or f"{namespace}.processor"
         self._own_client = client is None
-        self._client = client or KafkaPythonClient(bootstrap)
+        self._client = client or connect(bootstrap)
         self._partitions = ensure_topics(self._client, self.topics, partitions)
         self._results = ResultWatcher(self._client, self.topics.results, self._partitions)
 

@@ -1,7 +1,8 @@
 """The seam between the Kafka adapters and a Kafka client library.
 
-``kafka_log`` and ``kafka_bus`` see only the abstract classes here, so a confluent-kafka client
-can plug in by implementing them; the kafka-python implementation is ``kafka_python.py``.
+``kafka_log``, ``kafka_bus`` and ``kafka_stream`` see only the abstract classes here; the
+implementations are ``kafka_confluent.py`` (confluent-kafka, the default) and ``kafka_python.py``
+(kafka-python), chosen by SYNC_KAFKA_CLIENT.
 Implementations raise our errors: fencing as WriterFenced, timeouts and lost brokers as
 LogUnavailable, anything else as LogError. The catch-up marker (the workaround for Tansu's
 wrong ListOffsets high watermark) lives here because it only needs the seam.
@@ -19,6 +20,8 @@ from ..domain.errors import LogUnavailable
 
 Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
+Connect = Callable[[str], "KafkaClient"]
+"""Makes the client of a bootstrap address (``KafkaPythonClient`` or ``ConfluentClient``)."""
 MARKER = ("type", b"__marker__")
 
 

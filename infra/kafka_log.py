@@ -22,11 +22,11 @@ from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import encode_envelope, record_headers
 from .kafka_checkpoints import Checkpointer
-from .kafka_client import KafkaClient, Outgoing, TransactionalWriter
+from .kafka_client import Connect, KafkaClient, Outgoing, TransactionalWriter
+from .kafka_confluent import ConfluentClient
 from .kafka_index import KafkaIndexStore
 from .kafka_indexed import IndexedPartitions
 from .kafka_partitions import Topics, ensure_topics, now_ms, parallel
-from .kafka_python import KafkaPythonClient
 from .kafka_saved import SavedEvents
 from .partitioning import partition_for
 
@@ -48,12 +48,13 @@ class KafkaEventLog(EventLog):
         client: KafkaClient | None = None,
         index_store: KafkaIndexStore | None = None,
         checkpoint_every: int = 10_000,
+        connect: Connect = ConfluentClient,
     ) -> None:
         self.namespace = namespace
         self.codec = codec
         self.topics = Topics.of(namespace)
         self._own_client = client is None
-        self._client = client or KafkaPythonClient(bootstrap)
+        self._client = client or connect(bootstrap)
         self._partitions = ensure_topics(self._client, self.topics, partitions)
         self._store = index_store
         self._index = self._indexed(checkpoint_every)

@@ -17,10 +17,10 @@ from ..commands.results import CommandResult, accepted
 from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .kafka_bus import JOIN_TIMEOUT_S, POLL_LIMIT, dead_letter_record, result_record
-from .kafka_client import GroupTimeouts, KafkaClient, TransactionalWriter
+from .kafka_client import Connect, GroupTimeouts, KafkaClient, TransactionalWriter
+from .kafka_confluent import ConfluentClient
 from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog
 from .kafka_partitions import now_ms
-from .kafka_python import KafkaPythonClient
 
 log = logging.getLogger(__name__)
 Transacted = tuple[list[CommandResult], list[StoredEvent]]
@@ -43,6 +43,7 @@ class KafkaCommandStream(CommandStream):
         heartbeat_interval_ms: int = 1000,
         max_poll_interval_ms: int = 30_000,
         client: KafkaClient | None = None,
+        connect: Connect = ConfluentClient,
     ) -> None:
         self.namespace = namespace
         self.group = group or f"{namespace}.processor"
@@ -58,7 +59,7 @@ class KafkaCommandStream(CommandStream):
         self._joined = False
         self._pool: ThreadPoolExecutor | None = None
         self._own_client = client is None
-        self._client = client or KafkaPythonClient(bootstrap)
+        self._client = client or connect(bootstrap)
         timeouts = GroupTimeouts(session_timeout_ms, heartbeat_interval_ms, max_poll_interval_ms)
         self._reader = self._client.group_reader(
             self._topics.commands, self.group, self._assigned, self._revoked, timeouts

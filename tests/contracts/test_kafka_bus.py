@@ -11,6 +11,7 @@ from syncbackbone.commands.ports import CommandBus, CommandStream, PartitionOutc
 from syncbackbone.domain.errors import WriterFenced
 from syncbackbone.infra.avro_codec import AvroCodec
 from syncbackbone.infra.kafka_bus import KafkaCommandBus
+from syncbackbone.infra.kafka_client import Connect
 from syncbackbone.infra.kafka_log import KafkaEventLog
 from syncbackbone.infra.kafka_stream import KafkaCommandStream
 from syncbackbone.infra.services import Tansu
@@ -21,18 +22,18 @@ FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 
 class TestKafkaBus(BusContract):
     @pytest.fixture
-    def bus(self, tansu: Tansu, namespace: str, codec: AvroCodec) -> Iterator[CommandBus]:
-        bus = KafkaCommandBus(tansu.bootstrap, namespace, codec, PARTITIONS)
+    def bus(self, tansu: Tansu, namespace: str, codec: AvroCodec, connect: Connect) -> Iterator[CommandBus]:
+        bus = KafkaCommandBus(tansu.bootstrap, namespace, codec, PARTITIONS, connect=connect)
         yield bus
         bus.close()
 
     @pytest.fixture
-    def make_stream(self, tansu: Tansu, namespace: str, codec: AvroCodec) -> Iterator[StreamFactory]:
+    def make_stream(self, tansu: Tansu, namespace: str, codec: AvroCodec, connect: Connect) -> Iterator[StreamFactory]:
         opened: list[tuple[KafkaEventLog, CommandStream]] = []
 
         def make(group: str | None = None) -> CommandStream:
-            log = KafkaEventLog(tansu.bootstrap, namespace, codec, PARTITIONS)
-            stream = KafkaCommandStream(tansu.bootstrap, namespace, log, codec, group, **FAST_GROUP)
+            log = KafkaEventLog(tansu.bootstrap, namespace, codec, PARTITIONS, connect=connect)
+            stream = KafkaCommandStream(tansu.bootstrap, namespace, log, codec, group, **FAST_GROUP, connect=connect)
             opened.append((log, stream))
             return opened[-1][1]
 
@@ -63,7 +64,13 @@ class TestKafkaBus(BusContract):
         assert bus.wait_results([command.command_id], timeout_s=10) == {command.command_id: published[0]}
 
     def test_commit_appends_the_accepted_events_to_the_log(
-        self, bus: CommandBus, make_stream: StreamFactory, codec: AvroCodec, tansu: Tansu, namespace: str
+        self,
+        bus: CommandBus,
+        make_stream: StreamFactory,
+        codec: AvroCodec,
+        tansu: Tansu,
+        namespace: str,
+        connect: Connect,
     ) -> None:
         command = create("a")
         bus.send([command])
@@ -74,7 +81,7 @@ class TestKafkaBus(BusContract):
             PartitionOutcome(record.partition, record.offset + 1, accepted=[self.accept(codec, command)])
         )
 
-        log = KafkaEventLog(tansu.bootstrap, namespace, codec, PARTITIONS)
+        log = KafkaEventLog(tansu.bootstrap, namespace, codec, PARTITIONS, connect=connect)
         try:
             (stored,) = log.find_command(command.aggregate_id, command.command_id)
         finally:

@@ -10,17 +10,18 @@ from kafka import KafkaProducer
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.infra.avro_codec import AvroCodec, encode_envelope, record_headers
+from syncbackbone.infra.kafka_client import Connect
 from syncbackbone.infra.kafka_log import KafkaEventLog
 from syncbackbone.infra.services import Tansu
 
 
 class TestKafkaEventLog(EventLogContract):
     @pytest.fixture
-    def make_log(self, tansu: Tansu, namespace: str) -> Iterator[LogFactory]:
+    def make_log(self, tansu: Tansu, namespace: str, connect: Connect) -> Iterator[LogFactory]:
         opened: list[EventLog] = []
 
         def make(partitions: int) -> EventLog:
-            opened.append(KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), partitions))
+            opened.append(KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), partitions, connect=connect))
             return opened[-1]
 
         yield make
@@ -29,14 +30,14 @@ class TestKafkaEventLog(EventLogContract):
 
 
 @pytest.fixture
-def kafka_log(tansu: Tansu, namespace: str) -> Iterator[KafkaEventLog]:
-    log = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec())
+def kafka_log(tansu: Tansu, namespace: str, connect: Connect) -> Iterator[KafkaEventLog]:
+    log = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), connect=connect)
     yield log
     log.close()
 
 
 def test_readers_ignore_an_aborted_duplicate_of_a_version_in_favour_of_the_first(
-    tansu: Tansu, kafka_log: KafkaEventLog
+    tansu: Tansu, kafka_log: KafkaEventLog, connect: Connect
 ) -> None:
     (doc,) = aggregates_in(kafka_log, 0, 1)
     first = kafka_log.append([event(doc, 1, "cmd-1")])
@@ -49,7 +50,7 @@ def test_readers_ignore_an_aborted_duplicate_of_a_version_in_favour_of_the_first
     zombie.abort_transaction()  # Tansu still shows these records to read_committed readers
     zombie.close()
 
-    reader = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec())
+    reader = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec(), connect=connect)
     try:
         assert reader.read_aggregate(doc) == first
         assert reader.find_command(doc, "cmd-z") == []
@@ -61,13 +62,13 @@ def test_readers_ignore_an_aborted_duplicate_of_a_version_in_favour_of_the_first
 
 
 def test_a_fresh_reader_catches_up_to_every_event_despite_the_low_list_offsets_watermark(
-    tansu: Tansu, kafka_log: KafkaEventLog
+    tansu: Tansu, kafka_log: KafkaEventLog, connect: Connect
 ) -> None:
     docs = [f"docs/bulk-{i}" for i in range(500)]
     for version in range(1, 21):
         kafka_log.append([event(doc, version) for doc in docs])
 
-    reader = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec())
+    reader = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec(), connect=connect)
     try:
         seen = []
         for partition in range(reader.partitions):
@@ -81,8 +82,10 @@ def test_a_fresh_reader_catches_up_to_every_event_despite_the_low_list_offsets_w
     assert {(s.aggregate_id, s.version) for s in seen} == {(d, v) for d in docs for v in range(1, 21)}
 
 
-def test_an_existing_namespace_keeps_its_partition_count(tansu: Tansu, kafka_log: KafkaEventLog) -> None:
-    other = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec(), partitions=8)
+def test_an_existing_namespace_keeps_its_partition_count(
+    tansu: Tansu, kafka_log: KafkaEventLog, connect: Connect
+) -> None:
+    other = KafkaEventLog(tansu.bootstrap, kafka_log.namespace, AvroCodec(), partitions=8, connect=connect)
     try:
         assert other.partitions == kafka_log.partitions == 4
     finally:

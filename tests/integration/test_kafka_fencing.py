@@ -15,6 +15,7 @@ from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.errors import WriterFenced
 from syncbackbone.infra.avro_codec import AvroCodec
 from syncbackbone.infra.kafka_bus import KafkaCommandBus
+from syncbackbone.infra.kafka_client import Connect
 from syncbackbone.infra.kafka_log import KafkaEventLog
 from syncbackbone.infra.kafka_stream import KafkaCommandStream
 from syncbackbone.infra.services import Tansu
@@ -25,11 +26,12 @@ DOCS = [f"d{i}" for i in range(8)]
 class Processor:
     """A log, a stream and a command processor, as one processor process has them."""
 
-    def __init__(self, tansu: Tansu, namespace: str, group: str | None = None) -> None:
+    def __init__(self, tansu: Tansu, namespace: str, connect: Connect, group: str | None = None) -> None:
         self.codec = AvroCodec()
-        self.log = KafkaEventLog(tansu.bootstrap, namespace, self.codec)
+        self.log = KafkaEventLog(tansu.bootstrap, namespace, self.codec, connect=connect)
+        fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
         self.stream = KafkaCommandStream(
-            tansu.bootstrap, namespace, self.log, self.codec, group, session_timeout_ms=2000, heartbeat_interval_ms=500
+            tansu.bootstrap, namespace, self.log, self.codec, group, **fast, connect=connect
         )
         self.processor = CommandProcessor(self.log, self.stream, self.codec)
         self.claimed = threading.Event()
@@ -41,8 +43,8 @@ class Processor:
 
 
 @pytest.fixture
-def bus(tansu: Tansu, namespace: str) -> Iterator[KafkaCommandBus]:
-    bus = KafkaCommandBus(tansu.bootstrap, namespace, AvroCodec())
+def bus(tansu: Tansu, namespace: str, connect: Connect) -> Iterator[KafkaCommandBus]:
+    bus = KafkaCommandBus(tansu.bootstrap, namespace, AvroCodec(), connect=connect)
     yield bus
     bus.close()
 
@@ -77,9 +79,9 @@ def poll_until(stream: CommandStream, count: int) -> list[CommandRecord]:
 
 
 def test_a_zombie_owner_is_fenced_and_nothing_of_its_failed_commit_is_ever_read(
-    tansu: Tansu, namespace: str, bus: KafkaCommandBus, processors: list[Processor]
+    tansu: Tansu, namespace: str, bus: KafkaCommandBus, processors: list[Processor], connect: Connect
 ) -> None:
-    zombie = Processor(tansu, namespace)
+    zombie = Processor(tansu, namespace, connect)
     processors.append(zombie)
     first = puts(1)
     bus.send(first)
@@ -91,7 +93,7 @@ def test_a_zombie_owner_is_fenced_and_nothing_of_its_failed_commit_is_ever_read(
     zombie_events = {e.meta.event_id for o in outcomes for _, _, batch in o.accepted for e in batch}
 
     # The zombie stalls; a new owner takes its partitions over (a group of its own: see TestKafkaBus).
-    owner = Processor(tansu, namespace, group=f"{namespace}.takeover")
+    owner = Processor(tansu, namespace, connect, group=f"{namespace}.takeover")
     processors.append(owner)
     while not owner.claimed.is_set():
         owner.processor.run_once(0.2)
@@ -103,17 +105,22 @@ def test_a_zombie_owner_is_fenced_and_nothing_of_its_failed_commit_is_ever_read(
     bus.send(third)
     process_until_answered(owner, bus, third)
 
-    assert_the_log_holds_exactly(tansu, namespace, bus, [first, second, third], without=zombie_events)
+    assert_the_log_holds_exactly(tansu, namespace, bus, [first, second, third], zombie_events, connect)
 
 
 def assert_the_log_holds_exactly(
-    tansu: Tansu, namespace: str, bus: KafkaCommandBus, batches: list[list[Command]], without: set[str]
+    tansu: Tansu,
+    namespace: str,
+    bus: KafkaCommandBus,
+    batches: list[list[Command]],
+    without: set[str],
+    connect: Connect,
 ) -> None:
     """Each command's one event, where its result says, as version n of batch n; none of ``without``."""
     commands = [c for batch in batches for c in batch]
     results = bus.wait_results([c.command_id for c in commands], 1)
     assert {r.status for r in results.values()} == {"accepted"}
-    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec())
+    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), connect=connect)
     try:
         logged = [s for p in range(reader.partitions) for s in reader.read_partition(p, 0, limit=10_000)]
         assert not without & {s.event.meta.event_id for s in logged}
