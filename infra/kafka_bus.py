@@ -21,8 +21,8 @@ from ..domain.errors import LogError
 from .avro_codec import command_headers, decode_result, encode_result
 from .bounded import trim
 from .kafka_client import Connect, Incoming, KafkaClient, Outgoing, is_marker, read_until
-from .kafka_confluent import ConfluentClient
 from .kafka_partitions import Topics, ensure_topics
+from .kafka_python import KafkaPythonClient
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class KafkaCommandBus(CommandBus):
         partitions: int = 4,
         client: KafkaClient | None = None,
         processor_group: str | None = None,
-        connect: Connect = ConfluentClient,
+        connect: Connect = KafkaPythonClient,
     ) -> None:
         self.namespace = namespace
         self.topics = Topics.of(namespace)

@@ -23,10 +23,10 @@ from ..domain.records import NewEvent, Position, StoredEvent
 from .avro_codec import encode_envelope, record_headers
 from .kafka_checkpoints import Checkpointer
 from .kafka_client import Connect, KafkaClient, Outgoing, TransactionalWriter
-from .kafka_confluent import ConfluentClient
 from .kafka_index import KafkaIndexStore
 from .kafka_indexed import IndexedPartitions
 from .kafka_partitions import Topics, ensure_topics, now_ms, parallel
+from .kafka_python import KafkaPythonClient
 from .kafka_saved import SavedEvents
 from .partitioning import partition_for
 
@@ -48,7 +48,7 @@ class KafkaEventLog(EventLog):
         client: KafkaClient | None = None,
         index_store: KafkaIndexStore | None = None,
         checkpoint_every: int = 10_000,
-        connect: Connect = ConfluentClient,
+        connect: Connect = KafkaPythonClient,
     ) -> None:
         self.namespace = namespace
         self.codec = codec

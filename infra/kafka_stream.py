@@ -18,9 +18,9 @@ from ..domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ..domain.records import NewEvent, Position, StoredEvent
 from .kafka_bus import JOIN_TIMEOUT_S, POLL_LIMIT, dead_letter_record, result_record
 from .kafka_client import Connect, GroupTimeouts, KafkaClient, TransactionalWriter
-from .kafka_confluent import ConfluentClient
 from .kafka_log import COMMIT_TIMEOUT_S, KafkaEventLog
 from .kafka_partitions import now_ms
+from .kafka_python import KafkaPythonClient
 
 log = logging.getLogger(__name__)
 Transacted = tuple[list[CommandResult], list[StoredEvent]]
@@ -43,7 +43,7 @@ class KafkaCommandStream(CommandStream):
         heartbeat_interval_ms: int = 1000,
         max_poll_interval_ms: int = 30_000,
         client: KafkaClient | None = None,
-        connect: Connect = ConfluentClient,
+        connect: Connect = KafkaPythonClient,
     ) -> None:
         self.namespace = namespace
         self.group = group or f"{namespace}.processor"
