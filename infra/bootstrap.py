@@ -173,14 +173,10 @@ def make_stream(backbone: Backbone) -> CommandStream:
 
 
 def kafka_connect(settings: Settings) -> Connect:
-    """How the Kafka log, bus and stream make their client: the library chosen by SYNC_KAFKA_CLIENT."""
-    if settings.kafka_client == "kafka-python":
-        from .kafka_python import KafkaPythonClient
+    """How the Kafka log, bus and stream make their client (the one place to plug in another library)."""
+    from .kafka_python import KafkaPythonClient
 
-        return KafkaPythonClient
-    from .kafka_confluent import ConfluentClient
-
-    return ConfluentClient
+    return KafkaPythonClient
 
 
 @contextmanager

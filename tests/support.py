@@ -24,7 +24,6 @@ def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.Com
 
 
 def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:
-    """This process's environment without SYNC_* variables (but SYNC_KAFKA_CLIENT, the library under test),
-    plus the test's PostgreSQL and namespace."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_") or k == "SYNC_KAFKA_CLIENT"}
+    """This process's environment without SYNC_* variables, plus the test's PostgreSQL and namespace."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
     return dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
