@@ -23,6 +23,10 @@ from .kafka_index import Checkpoint
 from .kafka_indexed import IndexedPartitions
 
 log = logging.getLogger(__name__)
+BACKGROUND_PAUSE_S = 0.05
+"""In a background checkpoint, the verifier's pause after each 1,000 records: without it, reading
+back 10,000 records competes with the processor for the interpreter and its p99 latency jumps
+(measured on Tansu: 630-740 ms against 150-250 ms)."""
 
 
 class Checkpointer:
@@ -36,11 +40,11 @@ class Checkpointer:
     def in_background(self) -> None:
         """Start a checkpoint in a background thread, unless one is running."""
         if not self._saving.locked():
-            threading.Thread(target=self.checkpoint, name="kafka-index-checkpoint", daemon=True).start()
+            threading.Thread(target=self.checkpoint, args=(True,), name="kafka-index-checkpoint", daemon=True).start()
 
-    def checkpoint(self) -> int:
+    def checkpoint(self, background: bool = False) -> int:
         """Save every partition the index has read past its base, then drop the saved events from its memory;
-        how many events were saved (0 without an index store)."""
+        how many events were saved (0 without an index store). In the background the reading is paced."""
         if self._index.store is None:
             return 0
         with self._saving:
@@ -49,7 +53,7 @@ class Checkpointer:
             if not due:
                 return 0
             try:
-                saved = self._save(due)
+                saved = self._save(due, BACKGROUND_PAUSE_S if background else 0.0)
             except LogError as e:
                 log.warning("the index of %s was not saved: %s", self._index.topic, e)
                 return 0
@@ -65,10 +69,11 @@ class Checkpointer:
                 self._verifier.close()
                 self._verifier = None
 
-    def _save(self, due: list[int]) -> dict[int, tuple[Checkpoint, int]]:
+    def _save(self, due: list[int], pause_s: float) -> dict[int, tuple[Checkpoint, int]]:
         """The verifier reads the partitions to their end and saves them: each checkpoint, and its events."""
         if self._verifier is None:
             self._verifier = self._make_verifier()
+        self._verifier.pause_s = pause_s
         with self._verifier.lock:
             self._verifier.catch_up(due)
         return self._verifier.save()

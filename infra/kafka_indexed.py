@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Mapping
 
@@ -26,7 +27,7 @@ from .kafka_saved import SavedEvents
 from .partitioning import partition_for
 
 log = logging.getLogger(__name__)
-CHUNK = 5000
+CHUNK = 1000
 Range = tuple[int, int | None]
 """First and last version (None: the latest)."""
 
@@ -41,6 +42,8 @@ class IndexedPartitions:
         self._client, self._reader, self._saved = client, client.reader(), saved
         self._index = [PartitionIndex() for _ in range(partitions)]
         self._every, self._unsaved = checkpoint_every, 0
+        self.pause_s = 0.0
+        """A pause after each chunk read (a background reader leaves the CPU to the process's real work)."""
         self.on_due: Callable[[], None] = lambda: None
         """Called (holding ``lock``) once ``checkpoint_every`` events were added since it was last called."""
         self._started: set[int] = set()  # partitions whose saved checkpoint was looked at
@@ -67,6 +70,7 @@ class IndexedPartitions:
             if len(chunk) == CHUNK:
                 self._add_records(chunk)
                 chunk = []
+                time.sleep(self.pause_s)
         self._add_records(chunk)
         for p in partitions:
             self._index[p].next_offset = max(self._index[p].next_offset, self._reader.position(p))
