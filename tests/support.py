@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Collection, Mapping, Sequence
 
+from syncbackbone.commands.ports import EventLog
+from syncbackbone.domain.records import NewEvent, StoredEvent
 from syncbackbone.infra.postgres_schema import drop_namespace
 
-__all__ = ["cli", "drop_namespace", "user_env"]
+__all__ = ["DelegatingLog", "cli", "drop_namespace", "user_env"]
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -27,3 +30,49 @@ def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:
     """This process's environment without SYNC_* variables, plus the test's PostgreSQL and namespace."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
     return dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
+
+
+class DelegatingLog(EventLog):
+    """A real log behind ``inner``: every call goes to it; tests subclass it to count or to inject a fault."""
+
+    def __init__(self, inner: EventLog) -> None:
+        self.inner = inner
+
+    @property
+    def partitions(self) -> int:
+        return self.inner.partitions
+
+    def partition_for(self, aggregate_id: str) -> int:
+        return self.inner.partition_for(aggregate_id)
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        return self.inner.append(events)
+
+    def read_aggregate(
+        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        return self.inner.read_aggregate(aggregate_id, from_version, to_version)
+
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        return self.inner.read_aggregates_from(from_versions)
+
+    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        return self.inner.read_partition(partition, from_offset, limit)
+
+    def end_offset(self, partition: int) -> int:
+        return self.inner.end_offset(partition)
+
+    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
+        return self.inner.find_command(aggregate_id, command_id)
+
+    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        return self.inner.find_commands(keys)
+
+    def checkpoint(self) -> int:
+        return self.inner.checkpoint()
+
+    def claim(self, partitions: Collection[int]) -> None:
+        self.inner.claim(partitions)
+
+    def close(self) -> None:
+        self.inner.close()

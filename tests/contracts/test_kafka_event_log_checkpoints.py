@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 from event_log_contract import EventLogContract, LogFactory
+from support import DelegatingLog
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.records import NewEvent, StoredEvent
@@ -29,18 +30,12 @@ from syncbackbone.infra.kafka_log import KafkaEventLog
 from syncbackbone.infra.services import Tansu
 
 
-class ReadsFromCheckpoints(EventLog):
+class ReadsFromCheckpoints(DelegatingLog):
     """Appends through ``writer`` and saves its index; reads through a new log from ``reopen``."""
 
     def __init__(self, writer: KafkaEventLog, reopen: Callable[[], KafkaEventLog]) -> None:
+        super().__init__(writer)
         self.writer, self._reopen = writer, reopen
-
-    @property
-    def partitions(self) -> int:
-        return self.writer.partitions
-
-    def partition_for(self, aggregate_id: str) -> int:
-        return self.writer.partition_for(aggregate_id)
 
     def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         stored = self.writer.append(events)
@@ -72,12 +67,6 @@ class ReadsFromCheckpoints(EventLog):
     def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
         with self._fresh() as log:
             return log.read_aggregates_from(from_versions)
-
-    def claim(self, partitions: Collection[int]) -> None:
-        self.writer.claim(partitions)
-
-    def close(self) -> None:
-        self.writer.close()
 
     @contextmanager
     def _fresh(self) -> Iterator[KafkaEventLog]:

@@ -2,63 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator
 
 import pytest
+from support import DelegatingLog
 
 from syncbackbone.commands.models import PutDocument
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.errors import LogUnavailable
-from syncbackbone.domain.records import NewEvent, StoredEvent
+from syncbackbone.domain.records import StoredEvent
 from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
 from syncbackbone.infra.settings import load_settings
 
 
-class UnreadableAtFirst(EventLog):
+class UnreadableAtFirst(DelegatingLog):
     """The real log, whose first ``failures`` command look-ups fail as if its database were down."""
 
     def __init__(self, inner: EventLog, failures: int) -> None:
-        self.inner, self.failures = inner, failures
-
-    @property
-    def partitions(self) -> int:
-        return self.inner.partitions
-
-    def partition_for(self, aggregate_id: str) -> int:
-        return self.inner.partition_for(aggregate_id)
-
-    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        return self.inner.append(events)
-
-    def read_aggregate(
-        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[StoredEvent]:
-        return self.inner.read_aggregate(aggregate_id, from_version, to_version)
-
-    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
-        return self.inner.read_aggregates_from(from_versions)
-
-    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
-        return self.inner.read_partition(partition, from_offset, limit)
-
-    def end_offset(self, partition: int) -> int:
-        return self.inner.end_offset(partition)
-
-    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
-        return self.inner.find_command(aggregate_id, command_id)
+        super().__init__(inner)
+        self.failures = failures
 
     def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
         if self.failures > 0:
             self.failures -= 1
             raise LogUnavailable("the index store is unavailable (injected)")
         return self.inner.find_commands(keys)
-
-    def claim(self, partitions: Collection[int]) -> None:
-        self.inner.claim(partitions)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture(params=["embedded", "kafka"])

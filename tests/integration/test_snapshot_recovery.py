@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 
 import psycopg
 import pytest
+from support import DelegatingLog
 
 from syncbackbone.commands.models import PatchDocument, PutDocument
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.commands.snapshots import SnapshotPolicy, Snapshots
 from syncbackbone.domain.documents import Document, DocumentCreated, DocumentEvent, DocumentPatched
-from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
+from syncbackbone.domain.records import EventMeta, Position, StoredEvent
 from syncbackbone.domain.snapshots import SnapshotPoint
 from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
 from syncbackbone.infra.kafka_log import KafkaEventLog
@@ -23,21 +24,12 @@ from syncbackbone.infra.settings import load_settings
 K = 100
 
 
-class CountingLog(EventLog):
+class CountingLog(DelegatingLog):
     """The real log, counting the events that aggregate reads return."""
 
     def __init__(self, inner: EventLog) -> None:
-        self.inner, self.read = inner, 0
-
-    @property
-    def partitions(self) -> int:
-        return self.inner.partitions
-
-    def partition_for(self, aggregate_id: str) -> int:
-        return self.inner.partition_for(aggregate_id)
-
-    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        return self.inner.append(events)
+        super().__init__(inner)
+        self.read = 0
 
     def read_aggregate(
         self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
@@ -46,28 +38,10 @@ class CountingLog(EventLog):
         self.read += len(found)
         return found
 
-    def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
-        found = self.inner.read_aggregates(aggregate_ids)
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        found = self.inner.read_aggregates_from(from_versions)
         self.read += sum(len(v) for v in found.values())
         return found
-
-    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
-        return self.inner.read_partition(partition, from_offset, limit)
-
-    def end_offset(self, partition: int) -> int:
-        return self.inner.end_offset(partition)
-
-    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
-        return self.inner.find_command(aggregate_id, command_id)
-
-    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
-        return self.inner.find_commands(keys)
-
-    def claim(self, partitions: Collection[int]) -> None:
-        self.inner.claim(partitions)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def make_backbone(pg_dsn: str, namespace: str, kafka: str | None = None, **overrides: object) -> Backbone:
