@@ -166,7 +166,7 @@ class IndexedPartitions:
                 log.warning("the index of %s-%s was not saved: %s", self.topic, partition, e)
                 continue
             with self.lock:
-                index.last = checkpoint
+                index.saved, index.last = max(index.saved, checkpoint.next_offset), checkpoint
                 index.forget_below(checkpoint.next_offset)
             done[partition] = (checkpoint, len(events))
         return done

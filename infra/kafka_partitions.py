@@ -78,7 +78,7 @@ class PartitionIndex:
     version once it was looked up."""
 
     __slots__ = (
-        *("base", "base_end", "last", "prior", "next_offset"),
+        *("base", "base_end", "last", "prior", "saved", "next_offset"),
         *("events", "offsets", "by_aggregate", "by_command"),
     )
 
@@ -92,6 +92,7 @@ class PartitionIndex:
         self.by_aggregate: dict[str, list[StoredEvent]] = {}
         self.by_command: dict[tuple[str, str], list[StoredEvent]] = {}
         self.next_offset = self.base  # the next offset to read from the log
+        self.saved = self.base  # the saved index covers the offsets below this
 
     def unknown(self, aggregate_ids: Iterable[str]) -> set[str]:
         """Those of ``aggregate_ids`` whose version below base has not been looked up yet."""
@@ -129,13 +130,12 @@ class PartitionIndex:
         return True
 
     def unsaved(self) -> tuple[list[StoredEvent], Checkpoint | None]:
-        """The events held (all at or past base, which is saved), and the checkpoint that saving them makes
-        (None: nothing new). For an index that read everything it holds from the log."""
+        """The events not saved yet, and the checkpoint that saving them makes (None: nothing new)."""
         tip = self.events[-1] if self.events else None
         last = Checkpoint(self.next_offset, tip.position.offset, tip.aggregate_id, tip.version) if tip else self.last
-        if last is None or self.next_offset <= self.base:
+        if last is None or self.next_offset <= self.saved:
             return [], None
-        return list(self.events), replace(last, next_offset=self.next_offset)
+        return self.events[bisect_left(self.offsets, self.saved) :], replace(last, next_offset=self.next_offset)
 
     def forget_below(self, offset: int) -> None:
         """Drop the events below ``offset`` (saved in the store) from memory, keeping each aggregate's version."""
