@@ -8,6 +8,13 @@ by a second index, the verifier, that reads each partition from the last saved c
 the end, validating in log order like any reader; it saves that, and the log then drops from
 memory the events below the new checkpoint.
 
+The verifier must not miss what the log's own index holds: a broker that shows a committed
+transaction's records only after a reader went past them (Tansu 0.6 does, now and then, under
+load) would otherwise have a checkpoint saved past events that then no restarted reader finds.
+So before saving a partition, every event the log holds in the range the verifier read must be
+there, at its version, in the verifier too; if one is not, nothing of that partition is saved and
+the verifier reads it again next time.
+
 ``Checkpointer.checkpoint`` runs every ``checkpoint_every`` events (in a background thread) and
 when the log closes; one at a time.
 """
@@ -16,9 +23,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from collections.abc import Callable
 
 from ..domain.errors import LogError
+from ..domain.records import StoredEvent
 from .kafka_index import Checkpoint
 from .kafka_indexed import IndexedPartitions
 
@@ -76,7 +85,27 @@ class Checkpointer:
         self._verifier.pause_s = pause_s
         with self._verifier.lock:
             self._verifier.catch_up(due)
+            for partition in due:
+                if missed := self._missed(self._verifier, partition):
+                    log.warning(
+                        "the read-back of %s-%s missed %s events this log holds (first: %s v%s at offset %s):"
+                        " not saving it now, it is read again at the next checkpoint",
+                        *(self._index.topic, partition, len(missed), missed[0].aggregate_id),
+                        *(missed[0].version, missed[0].position.offset),
+                    )
+                    self._verifier.restart(partition)
         return self._verifier.save()
+
+    def _missed(self, verifier: IndexedPartitions, partition: int) -> list[StoredEvent]:
+        """The events the log's index holds in the offsets the verifier has just read that the verifier lacks."""
+        with self._index.lock:
+            held = self._index[partition]
+            read = verifier[partition]
+            first = bisect_left(held.offsets, read.saved)
+            last = bisect_left(held.offsets, min(held.next_offset, read.next_offset))
+            mine = held.events[first:last]
+        verifier.know(s.aggregate_id for s in mine)
+        return [s for s in mine if read.version(s.aggregate_id) < s.version]
 
     def _forget(self, partition: int, checkpoint: Checkpoint) -> None:
         """Drop the index's events below the checkpoint (no further than it has read itself)."""

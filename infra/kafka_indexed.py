@@ -171,6 +171,10 @@ class IndexedPartitions:
             done[partition] = (checkpoint, len(events))
         return done
 
+    def restart(self, partition: int) -> None:
+        """Forget what was read of ``partition`` since its last checkpoint: the next catch-up reads it again."""
+        self._index[partition] = PartitionIndex(self._index[partition].last)
+
     def close(self) -> None:
         """Release the readers (not the store)."""
         with self.lock:

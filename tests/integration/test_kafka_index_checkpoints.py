@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 import pytest
 
 from syncbackbone.domain.errors import LogUnavailable
-from syncbackbone.domain.records import EventMeta, NewEvent
+from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
 from syncbackbone.infra.avro_codec import AvroCodec
 from syncbackbone.infra.kafka_index import KafkaIndexStore
 from syncbackbone.infra.kafka_log import KafkaEventLog
@@ -175,3 +175,25 @@ def test_a_checkpoint_saved_while_a_reader_starts_is_used_and_never_deleted(
     finally:
         reader.close()
         client.close()
+
+
+def test_no_checkpoint_is_saved_past_an_event_the_log_holds_but_its_read_back_missed(
+    open_log: OpenLog, pg_dsn: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = open_log()
+    grow(writer, 2)
+    ghost = next(f"docs/ghost-{i}" for i in range(100) if writer.partition_for(f"docs/ghost-{i}") == 0)
+    after_last = writer.read_partition(0, 0)[-1].position.offset + 1  # its commit marker: no event there
+    # what a broker that shows a committed record only after a reader went past it leaves behind
+    writer.record_appended([StoredEvent(event(ghost, 1), Position(0, after_last), 0)])
+
+    saved = writer.checkpoint()
+
+    store = KafkaIndexStore(pg_dsn, namespace)
+    try:
+        assert store.checkpoint(0) is None
+        assert all(store.checkpoint(p) for p in range(1, writer.partitions))
+        assert saved == sum(len(writer.read_partition(p, 0)) for p in range(1, writer.partitions))
+        assert "missed 1 events this log holds (first: docs/ghost" in caplog.text
+    finally:
+        store.close()
