@@ -79,6 +79,7 @@ class ReadsFromCheckpoints(DelegatingLog):
 
 class TestKafkaEventLogFromCheckpoints(EventLogContract):
     concurrent_writers = 1
+    broker_reruns = 2  # Tansu shows some committed transactions late: see TestKafkaEventLog.broker_reruns
 
     @pytest.fixture
     def make_log(self, tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[LogFactory]:
@@ -108,6 +109,7 @@ class SavesAfterEveryAppend(KafkaEventLog):
 
 class TestKafkaEventLogSavingAfterEveryAppend(EventLogContract):
     concurrent_writers = 1
+    broker_reruns = 2  # Tansu shows some committed transactions late: see TestKafkaEventLog.broker_reruns
 
     @pytest.fixture
     def make_log(self, tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[LogFactory]:
