@@ -1,7 +1,7 @@
 """The kafka-python implementation of the Kafka client seam (``kafka_client.py``).
 
 Every kafka-python workaround for a quirk of the Tansu test broker lives in the section
-"Tansu quirks" below.
+"Tansu quirks" below, but for the one in ``kafka_python_holes.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .kafka_client import (
     TransactionalWriter,
     append_end_markers,
 )
+from .kafka_python_holes import fill_holes
 
 TIMEOUT_MS = 10_000
 CONNECT = {"request_timeout_ms": TIMEOUT_MS, "bootstrap_timeout_ms": TIMEOUT_MS}
@@ -273,7 +274,7 @@ class KafkaPythonClient(KafkaClient):
 
     def _consumer(self, **config: Any) -> KafkaConsumer:
         with translated(f"connecting to Kafka at {self.bootstrap}"):
-            return KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config})
+            return fill_holes(KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config}))
 
     def reader(self, max_fetch_bytes: int | None = None) -> Reader:
         sized = {} if max_fetch_bytes is None else {"max_partition_fetch_bytes": max_fetch_bytes}
