@@ -40,7 +40,7 @@ class Holes:
         if now - since < self.patience_s:
             self._waiting[tp] = (start, since)
             return False
-        del self._waiting[tp]
+        self._waiting.pop(tp, None)
         log.warning("%s-%s: offsets %s to %s never came in %.0f s: reading past them", *tp, start, end - 1, now - since)
         return True
 
