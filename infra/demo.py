@@ -18,6 +18,8 @@ from . import sync_demo
 from .bootstrap import Backbone, bootstrap
 from .settings import Settings
 
+ACTOR = "demo-user"
+
 
 def run_demo(settings: Settings) -> int:
     where = settings.kafka_bootstrap or f"the embedded PostgreSQL log in {settings.data_dir}/"
@@ -37,15 +39,17 @@ def tour(backbone: Backbone) -> None:
     doc_id = f"welcome-{uuid.uuid4().hex[:6]}"
     agg = aggregate_id("notes", doc_id)
     print(f"\n1. commands for {agg}")
-    step(backbone, CreateDocument(collection="notes", id=doc_id, data={"title": "Hello", "tags": ["sync"]}))
-    step(backbone, PatchDocument(collection="notes", id=doc_id, data={"done": True}, expected_version=1))
-    step(backbone, PutDocument(collection="notes", id=doc_id, data={"title": "stale"}, expected_version=1))
-    retried = PatchDocument(collection="notes", id=doc_id, data={"title": "Hello, world"}, unset=["tags"])
+    step(
+        backbone, CreateDocument(actor=ACTOR, collection="notes", id=doc_id, data={"title": "Hello", "tags": ["sync"]})
+    )
+    step(backbone, PatchDocument(actor=ACTOR, collection="notes", id=doc_id, data={"done": True}, expected_version=1))
+    step(backbone, PutDocument(actor=ACTOR, collection="notes", id=doc_id, data={"title": "stale"}, expected_version=1))
+    retried = PatchDocument(actor=ACTOR, collection="notes", id=doc_id, data={"title": "Hello, world"}, unset=["tags"])
     step(backbone, retried)
     step(backbone, retried, note="(the same command id again: answered, not applied twice)")
     other = f"scratch-{uuid.uuid4().hex[:6]}"
-    step(backbone, CreateDocument(collection="notes", id=other, data={"n": 1}))
-    step(backbone, DeleteDocument(collection="notes", id=other))
+    step(backbone, CreateDocument(actor=ACTOR, collection="notes", id=other, data={"n": 1}))
+    step(backbone, DeleteDocument(actor=ACTOR, collection="notes", id=other))
     print("\n2. bad input is refused with what is wrong")
     try:
         parse_command("PatchDocument", {"collection": "notes", "id": doc_id, "data": "not an object"})
@@ -59,6 +63,7 @@ def tour(backbone: Backbone) -> None:
         print(f"   v{stored.version} {at} {event.type:<17} {pos:<8} {change}")
     doc = backbone.document(agg)
     print(f"\n4. state: {agg} v{doc.version} {json.dumps(doc.data, sort_keys=True)}")
+    print(f"   its history and earlier states: syncbackbone replay {agg} [--to-version 2 | --as-of TIME]")
 
 
 def step(backbone: Backbone, command: Command, note: str = "") -> None:

@@ -42,6 +42,8 @@ def test_after_the_demo_replay_shows_a_documents_history_and_its_state_at_an_ear
     replayed = json.loads(now.stdout)
     assert [h["type"] for h in replayed["history"]][:2] == ["DocumentCreated", "DocumentPatched"]
     assert replayed["state"]["data"]["title"] == "Hello, world"
+    assert {h["actor"] for h in replayed["history"]} == {"demo-user"}
+    assert f"syncbackbone replay {agg}" in demo.stdout
     first = replayed["history"][0]["recorded_at"]
     earlier = cli("replay", agg, "--as-of", first, env=zero_config)
     assert earlier.returncode == 0, earlier.stderr
