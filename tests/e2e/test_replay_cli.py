@@ -29,9 +29,8 @@ def no_traceback(*runs: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_after_the_demo_replay_shows_a_documents_history_and_its_state_at_an_earlier_time(
-    tmp_path: Path, env: dict[str, str]
+    zero_config: dict[str, str],
 ) -> None:
-    zero_config = dict({k: v for k, v in env.items() if not k.startswith("SYNC_")}, SYNC_DATA_DIR=str(tmp_path))
     demo = cli("demo", env=zero_config)
     assert demo.returncode == 0, demo.stderr
     found = re.search(r"commands for (notes/welcome-\w+)", demo.stdout)
