@@ -1,4 +1,4 @@
-"""Event upcasting end to end: v1 events in the log, the schema moves to v2, and the log still replays."""
+"""Event upcasting end to end on both logs: v1 events in the log, the schema moves to v2, and the log still replays."""
 
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ PATCHED_V2 = {
 }
 
 
-@pytest.fixture
-def backbone(pg_dsn: str, namespace: str) -> Iterator[Backbone]:
-    bb = bootstrap(load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, partitions=2))
+@pytest.fixture(params=["embedded", "kafka"])
+def backbone(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> Iterator[Backbone]:
+    kafka = request.getfixturevalue("tansu").bootstrap if request.param == "kafka" else None
+    bb = bootstrap(load_settings(kafka_bootstrap=kafka, pg_dsn=pg_dsn, namespace=namespace, partitions=2))
     yield bb
     bb.close()
 

@@ -45,13 +45,6 @@ def backbone(request: pytest.FixtureRequest, pg_dsn: str, namespace: str) -> Ite
     bb.close()
 
 
-@pytest.fixture
-def embedded(pg_dsn: str, namespace: str) -> Iterator[Backbone]:
-    bb = bootstrap(load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, partitions=2))
-    yield bb
-    bb.close()
-
-
 def history_of_a_note(backbone: Backbone) -> datetime:
     """notes/n1: created, patched, then (after the returned time) replaced and deleted."""
     with backbone.running_processor():
@@ -86,9 +79,9 @@ def test_a_replay_shows_the_history_and_the_state_at_an_earlier_version_or_time(
     assert json.loads(json.dumps(at_two.as_dict()))["state"]["data"] == {"title": "a", "done": True}
 
 
-def test_an_unknown_aggregate_and_a_time_before_the_first_event_are_named(embedded: Backbone) -> None:
-    history_of_a_note(embedded)
-    service = ReplayService.of(embedded)
+def test_an_unknown_aggregate_and_a_time_before_the_first_event_are_named(backbone: Backbone) -> None:
+    history_of_a_note(backbone)
+    service = ReplayService.of(backbone)
     with pytest.raises(NotFound, match="no events for aggregate 'notes/ghost'"):
         service.replay("notes/ghost")
     with pytest.raises(NotFound, match=r"notes/n1 did not exist yet at .*its first event \(v1\) was recorded at"):
@@ -97,12 +90,12 @@ def test_an_unknown_aggregate_and_a_time_before_the_first_event_are_named(embedd
         service.replay("notes/n1", to_version=9)
 
 
-def test_an_event_whose_schema_is_missing_is_reported_and_the_rest_of_the_replay_goes_on(embedded: Backbone) -> None:
-    history_of_a_note(embedded)
-    fifth = embedded.codec.new_event("notes/n1", 5, DocumentCreated({"again": True}), EventMeta(actor="eve"))
-    embedded.log.append([replace(fifth, meta=replace(fifth.meta, schema_version=7))])
-    embedded.log.append([embedded.codec.new_event("notes/n1", 6, DocumentCreated({"again": True}), EventMeta())])
-    replayed = ReplayService.of(embedded).replay("notes/n1")
+def test_an_event_whose_schema_is_missing_is_reported_and_the_rest_of_the_replay_goes_on(backbone: Backbone) -> None:
+    history_of_a_note(backbone)
+    fifth = backbone.codec.new_event("notes/n1", 5, DocumentCreated({"again": True}), EventMeta(actor="eve"))
+    backbone.log.append([replace(fifth, meta=replace(fifth.meta, schema_version=7))])
+    backbone.log.append([backbone.codec.new_event("notes/n1", 6, DocumentCreated({"again": True}), EventMeta())])
+    replayed = ReplayService.of(backbone).replay("notes/n1")
     assert replayed.state.version == 6 and replayed.state.data == {"again": True}
     assert len(replayed.problems) == 1
     assert "notes/n1 v5 (DocumentCreated)" in replayed.problems[0]
@@ -111,35 +104,35 @@ def test_an_event_whose_schema_is_missing_is_reported_and_the_rest_of_the_replay
 
 
 def test_a_corrupted_snapshot_row_is_named_and_the_replay_uses_the_events(
-    embedded: Backbone, pg_dsn: str, namespace: str
+    backbone: Backbone, pg_dsn: str, namespace: str
 ) -> None:
-    history_of_a_note(embedded)
-    assert embedded.snapshots().take(["notes/n1"]) == 1
-    assert ReplayService.of(embedded).replay("notes/n1").snapshot == "v4 matches the replay"
+    history_of_a_note(backbone)
+    assert backbone.snapshots().take(["notes/n1"]) == 1
+    assert ReplayService.of(backbone).replay("notes/n1").snapshot == "v4 matches the replay"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f'UPDATE "{namespace}".snapshots SET state = %s', [b'{"not": "a snapshot"}'])
-    replayed = ReplayService.of(embedded).replay("notes/n1")
+    replayed = ReplayService.of(backbone).replay("notes/n1")
     assert replayed.state.version == 4 and replayed.snapshot == "unusable"
     assert "snapshot of notes/n1 (v4" in replayed.problems[0] and "replayed from events" in replayed.problems[0]
 
 
-def test_a_snapshot_that_drifted_from_the_log_is_reported_by_replay_and_verify(embedded: Backbone) -> None:
-    history_of_a_note(embedded)
-    service = ReplayService.of(embedded)
-    tip = embedded.log.read_aggregate("notes/n1", 4)[0].position
+def test_a_snapshot_that_drifted_from_the_log_is_reported_by_replay_and_verify(backbone: Backbone) -> None:
+    history_of_a_note(backbone)
+    service = ReplayService.of(backbone)
+    tip = backbone.log.read_aggregate("notes/n1", 4)[0].position
     wrong = SnapshotPoint(Document("notes", "n1", 4, {"forged": True}), tip)
-    embedded.snapshot_store().save([wrong], overwrite=["notes/n1"])
+    backbone.snapshot_store().save([wrong], overwrite=["notes/n1"])
     assert service.replay("notes/n1").snapshot == "v4 differs from the replay"
     assert service.verify_snapshots(["notes/n1"]) == ["notes/n1: from snapshot v4 != from events v4"]
 
 
 def test_the_audit_export_writes_jsonl_and_csv_filtered_by_time_and_aggregate(
-    embedded: Backbone, tmp_path: Path
+    backbone: Backbone, tmp_path: Path
 ) -> None:
-    between = history_of_a_note(embedded)
-    with embedded.running_processor():
-        embedded.submit(PutDocument(collection="other", id="o1", data={"x": 1}, actor="zed"))
-    service = ReplayService.of(embedded)
+    between = history_of_a_note(backbone)
+    with backbone.running_processor():
+        backbone.submit(PutDocument(collection="other", id="o1", data={"x": 1}, actor="zed"))
+    service = ReplayService.of(backbone)
     everything = tmp_path / "all.jsonl"
     assert export(service.events(progress=quiet), everything).rows == 5
     rows = [json.loads(line) for line in everything.read_text().splitlines()]
@@ -153,19 +146,19 @@ def test_the_audit_export_writes_jsonl_and_csv_filtered_by_time_and_aggregate(
     assert export(service.events(until_=between, progress=quiet), tmp_path / "early.jsonl").rows == 2
 
 
-def test_a_replay_of_everything_feeds_the_projections_rebuild(embedded: Backbone) -> None:
-    history_of_a_note(embedded)
-    assert ReplayService.of(embedded).rebuild("documents", quiet) == 4
+def test_a_replay_of_everything_feeds_the_projections_rebuild(backbone: Backbone) -> None:
+    history_of_a_note(backbone)
+    assert ReplayService.of(backbone).rebuild("documents", quiet) == 4
 
 
-def test_replay_state_from_snapshots_equals_replay_from_zero(embedded: Backbone) -> None:
-    with embedded.running_processor():
+def test_replay_state_from_snapshots_equals_replay_from_zero(backbone: Backbone) -> None:
+    with backbone.running_processor():
         for i in range(7):
-            embedded.submit(PutDocument(collection="s", id="a", data={"i": i}))
-    service = ReplayService.of(embedded)
-    embedded.snapshots().take(["s/a"])
-    with embedded.running_processor():
-        embedded.submit(PatchDocument(collection="s", id="a", data={"j": 1}))
-    loaded = embedded.snapshots().load(["s/a"])["s/a"]
+            backbone.submit(PutDocument(collection="s", id="a", data={"i": i}))
+    service = ReplayService.of(backbone)
+    backbone.snapshots().take(["s/a"])
+    with backbone.running_processor():
+        backbone.submit(PatchDocument(collection="s", id="a", data={"j": 1}))
+    loaded = backbone.snapshots().load(["s/a"])["s/a"]
     assert loaded.snapshot_version == 7 and loaded.read == 2
     assert service.state("s/a", from_snapshots=True) == service.state("s/a") == loaded.document
