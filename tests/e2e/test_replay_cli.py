@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import psycopg
+import pytest
 from support import cli
 
 from syncbackbone.domain.documents import DocumentCreated
@@ -110,10 +111,12 @@ def test_a_corrupt_snapshot_and_an_event_without_its_schema_are_named_and_the_re
     no_traceback(replayed)
 
 
-def test_bench_recovery_prints_restart_times_with_and_without_snapshots(env: dict[str, str]) -> None:
-    done = cli("bench", "recovery", "--events", "4000", "--only", "embedded", env=env, timeout=300)
+@pytest.mark.parametrize("log", ["embedded", "kafka"])
+def test_bench_recovery_prints_restart_times_with_and_without_snapshots(env: dict[str, str], log: str) -> None:
+    done = cli("bench", "recovery", "--events", "4000", "--only", log, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = [line.split() for line in done.stdout.splitlines() if re.match(r"^\s+[\d,]+\s+\d", line)]
-    assert [row[0] for row in rows] == ["1,000", "4,000"]
-    assert [row[3] for row in rows] == ["(1,000", "(4,000"]  # without snapshots: the whole history
-    assert [row[8] for row in rows] == ["(510", "(510"]  # with: K/2 + 1 events per aggregate, whatever the length
+    rows = [line for line in done.stdout.splitlines() if re.match(r"^\s+[\d,]+\s+\d", line)]
+    assert [row.split()[0] for row in rows] == ["1,000", "4,000"]
+    reads = [re.findall(r"\(([\d,]+) events read", row) for row in rows]
+    assert [without for without, _ in reads] == ["1,000", "4,000"]  # without snapshots: the whole history
+    assert [with_ for _, with_ in reads] == ["510", "510"]  # with: K/2 + 1 events per aggregate, whatever the length
