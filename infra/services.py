@@ -16,6 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
+import psutil
+
 from ..domain.errors import ConfigurationError
 
 LOCAL_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -66,20 +68,34 @@ def embedded_pg_dsn(data_dir: Path) -> str:
 
 def stop_embedded_pg(data_dir: Path, timeout_s: float = 30.0) -> bool:
     """Stop the embedded PostgreSQL server under ``data_dir``; False if none was running."""
-    pid_file = data_dir.resolve() / "pgdata" / "postmaster.pid"
+    pgdata = data_dir.resolve() / "pgdata"
+    postmaster = embedded_postmaster(pgdata)
+    if postmaster is None:
+        return False
     try:
-        pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown: open sessions are rolled back
-    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown: open sessions are rolled back
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    while (pgdata / "postmaster.pid").exists():  # the server removes it as its last step
+        if time.monotonic() > deadline:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL server (pid {postmaster.pid}) did not stop within {timeout_s:.0f} s; "
+                f"see {pgdata}/log, or stop it with: kill -INT {postmaster.pid}"
+            )
         time.sleep(0.1)
-    raise ConfigurationError(f"the embedded PostgreSQL server (pid {pid}) did not stop within {timeout_s:.0f} s")
+    return True
+
+
+def embedded_postmaster(pgdata: Path) -> psutil.Process | None:
+    """The running postmaster of ``pgdata`` (its pid file can be stale and its pid reused: both are checked)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        process = psutil.Process(pid)
+        ours = process.name().startswith("postgres") and str(pgdata) in process.cmdline()
+    except (FileNotFoundError, IndexError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return process if ours else None
 
 
 class Tansu:

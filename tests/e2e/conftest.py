@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,11 @@ def env(pg_dsn: str, namespace: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def zero_config(tmp_path: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
+def zero_config(tmp_path: Path) -> Iterator[dict[str, str]]:
     """No SYNC_* settings but a data directory: the embedded default, whose PostgreSQL is stopped afterwards."""
-    data = dict({k: v for k, v in env.items() if not k.startswith("SYNC_")}, SYNC_DATA_DIR=str(tmp_path / "data"))
+    data = dict(
+        {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}, SYNC_DATA_DIR=str(tmp_path / "data")
+    )
     yield data
     stopped = cli("stop-embedded", env=data)
     assert stopped.returncode == 0, stopped.stderr

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from support import cli
+
+from syncbackbone.infra.services import embedded_postmaster
 
 
 def test_submit_prints_one_json_result_and_a_stale_write_is_rejected(env: dict[str, str]) -> None:
@@ -87,11 +88,10 @@ def test_stop_embedded_stops_the_server_the_embedded_default_left_running(zero_c
     assert (
         cli("submit", "PutDocument", "--collection", "n", "--id", "a", "--data", "{}", env=zero_config).returncode == 0
     )
-    pid = int((Path(zero_config["SYNC_DATA_DIR"]) / "pgdata" / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, 0)  # still running after the command ended: the next command reuses it
+    pgdata = (Path(zero_config["SYNC_DATA_DIR"]) / "pgdata").resolve()
+    assert embedded_postmaster(pgdata) is not None  # still running after the command: the next one reuses it
     stopped = cli("stop-embedded", env=zero_config)
     assert stopped.returncode == 0 and "stopped the embedded PostgreSQL server" in stopped.stdout
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert not (pgdata / "postmaster.pid").exists() and embedded_postmaster(pgdata) is None
     again = cli("stop-embedded", env=zero_config)
     assert again.returncode == 0 and "none was running" in again.stdout
