@@ -25,14 +25,19 @@ from .projection_cli import READ_COMMANDS, add_read_commands
 from .replay_cli import REPLAY_COMMANDS, add_replay_commands
 from .settings import load_settings
 
+SIMPLE_COMMANDS = {
+    "demo": "submit commands on the embedded default and show events and state",
+    "stop-embedded": "stop the embedded PostgreSQL server (it keeps running between commands)",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncbackbone", description=__doc__)
     parser.add_argument("--partitions", type=int, help="partition count of topics created by this run")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="submit commands on the embedded default and show events and state")
-    sub.add_parser("stop-embedded", help="stop the embedded PostgreSQL server (it keeps running between commands)")
+    for name, text in SIMPLE_COMMANDS.items():
+        sub.add_parser(name, help=text)
     serve_cmd = sub.add_parser("serve", help="run the command processor until stopped (Ctrl-C)")
     serve_cmd.add_argument(
         "--http", metavar="HOST:PORT", default=None, help="also run the projections and the HTTP gateway there"
@@ -51,16 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list"])
     dlq.add_argument("--limit", type=int, default=50)
     dlq.add_argument("--json", action="store_true")
+    add_bench_command(sub)
+    add_read_commands(sub)
+    add_replay_commands(sub)
+    add_client_commands(sub)
+    return parser
+
+
+def add_bench_command(sub: Any) -> None:
     bench = sub.add_parser("bench", help="measure throughput and latency against raw baselines")
     bench.add_argument("what", choices=["commands", "projections", "recovery", "sync"])
     bench.add_argument("--count", type=int, default=20000, help="commands per run")
     bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
     bench.add_argument("--events", type=int, default=100_000, help="history length (recovery)")
     bench.add_argument("--changes", type=int, default=10_000, help="changes to pull (sync)")
-    add_read_commands(sub)
-    add_replay_commands(sub)
-    add_client_commands(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,24 +111,10 @@ def quiet_driver_logs(bench: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.cmd == "bench" and args.what == "projections":
-        from .projection_bench import run_projection_bench
-
-        return run_projection_bench(args.count)
     if args.cmd == "client":
         return run_client(args)
-    if args.cmd == "bench" and args.what == "sync":
-        from .sync_bench import run_sync_bench
-
-        return run_sync_bench(args.changes, args.only)
-    if args.cmd == "bench" and args.what == "recovery":
-        from .recovery_bench import run_recovery_bench
-
-        return run_recovery_bench(args.events, args.only)
     if args.cmd == "bench":
-        from .bench import run_bench
-
-        return run_bench(args.what, args.count, args.only)
+        return run_bench_command(args)
     overrides: dict[str, Any] = {"partitions": args.partitions} if args.partitions else {}
     settings = load_settings(**overrides)
     if args.cmd == "demo":
@@ -134,6 +129,24 @@ def run(args: argparse.Namespace) -> int:
         return handler(backbone, args)
     finally:
         backbone.close()
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    if args.what == "projections":
+        from .projection_bench import run_projection_bench
+
+        return run_projection_bench(args.count)
+    if args.what == "sync":
+        from .sync_bench import run_sync_bench
+
+        return run_sync_bench(args.changes, args.only)
+    if args.what == "recovery":
+        from .recovery_bench import run_recovery_bench
+
+        return run_recovery_bench(args.events, args.only)
+    from .bench import run_bench
+
+    return run_bench(args.what, args.count, args.only)
 
 
 def stop_embedded(data_dir: Path) -> int:
