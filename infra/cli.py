@@ -27,7 +27,7 @@ from .settings import load_settings
 
 SIMPLE_COMMANDS = {
     "demo": "submit commands on the embedded default and show events and state",
-    "stop-embedded": "stop the embedded PostgreSQL server (it keeps running between commands)",
+    "stop-embedded": "stop the embedded PostgreSQL server (kept running between commands; the next one restarts it)",
 }
 
 

@@ -51,9 +51,14 @@ def pg_reachable(dsn: str) -> bool:
         return False
 
 
+def embedded_pgdata(data_dir: Path) -> Path:
+    """Where the embedded PostgreSQL server of ``data_dir`` keeps its cluster."""
+    return data_dir.resolve() / "pgdata"
+
+
 def embedded_pg_dsn(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL server under ``data_dir`` and return its DSN."""
-    pgdata = data_dir.resolve() / "pgdata"
+    pgdata = embedded_pgdata(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
@@ -68,7 +73,7 @@ def embedded_pg_dsn(data_dir: Path) -> str:
 
 def stop_embedded_pg(data_dir: Path, timeout_s: float = 30.0) -> bool:
     """Stop the embedded PostgreSQL server under ``data_dir``; False if none was running."""
-    pgdata = data_dir.resolve() / "pgdata"
+    pgdata = embedded_pgdata(data_dir)
     postmaster = embedded_postmaster(pgdata)
     if postmaster is None:
         return False

@@ -11,7 +11,7 @@ from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.records import NewEvent, StoredEvent
 from syncbackbone.infra.postgres_schema import drop_namespace
 
-__all__ = ["DelegatingLog", "cli", "drop_namespace", "user_env"]
+__all__ = ["DelegatingLog", "cli", "drop_namespace", "shell_env", "user_env"]
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -26,10 +26,14 @@ def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.Com
     )
 
 
+def shell_env(**more: str) -> dict[str, str]:
+    """This process's environment without SYNC_* variables, plus ``more``."""
+    return dict({k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}, **more)
+
+
 def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:
-    """This process's environment without SYNC_* variables, plus the test's PostgreSQL and namespace."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    return dict(base, SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
+    """``shell_env`` plus the test's PostgreSQL and namespace."""
+    return shell_env(SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
 
 
 class DelegatingLog(EventLog):

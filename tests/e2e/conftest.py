@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import cli, user_env
+from support import cli, shell_env, user_env
 
 
 @pytest.fixture
@@ -19,9 +18,7 @@ def env(pg_dsn: str, namespace: str) -> dict[str, str]:
 @pytest.fixture
 def zero_config(tmp_path: Path) -> Iterator[dict[str, str]]:
     """No SYNC_* settings but a data directory: the embedded default, whose PostgreSQL is stopped afterwards."""
-    data = dict(
-        {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}, SYNC_DATA_DIR=str(tmp_path / "data")
-    )
+    data = shell_env(SYNC_DATA_DIR=str(tmp_path / "data"))
     yield data
     stopped = cli("stop-embedded", env=data)
     assert stopped.returncode == 0, stopped.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import cli
 
-from syncbackbone.infra.services import embedded_postmaster
+from syncbackbone.infra.services import embedded_pgdata, embedded_postmaster
 
 
 def test_submit_prints_one_json_result_and_a_stale_write_is_rejected(env: dict[str, str]) -> None:
@@ -88,7 +88,7 @@ def test_stop_embedded_stops_the_server_the_embedded_default_left_running(zero_c
     assert (
         cli("submit", "PutDocument", "--collection", "n", "--id", "a", "--data", "{}", env=zero_config).returncode == 0
     )
-    pgdata = (Path(zero_config["SYNC_DATA_DIR"]) / "pgdata").resolve()
+    pgdata = embedded_pgdata(Path(zero_config["SYNC_DATA_DIR"]))
     assert embedded_postmaster(pgdata) is not None  # still running after the command: the next one reuses it
     stopped = cli("stop-embedded", env=zero_config)
     assert stopped.returncode == 0 and "stopped the embedded PostgreSQL server" in stopped.stdout

@@ -49,8 +49,11 @@ KINDS: dict[str, type[Command]] = {
 }
 
 
+K = 3  # snapshot every K events
+
+
 def start(pg_dsn: str, namespace: str, kafka: str | None, **options: Any) -> Backbone:
-    settings = {"snapshot_every": 3, "snapshot_interval_s": 0, "partitions": 2, **options}
+    settings = {"snapshot_every": K, "snapshot_interval_s": 0, "partitions": 2, **options}
     return bootstrap(load_settings(kafka_bootstrap=kafka, pg_dsn=pg_dsn, namespace=namespace, **settings))
 
 
@@ -83,13 +86,13 @@ def test_live_state_equals_replay_from_zero_and_from_snapshots_for_every_aggrega
     aggregates = sorted({aggregate_id(collection, doc_id) for _, doc_id, _ in workload})
     if batch[:split]:
         backbone.submit_many(batch[:split])
-    backbone.snapshots().take(aggregates)  # snapshots mid-workload, besides the K=3 job's
+    backbone.snapshots().take(aggregates)  # snapshots mid-workload, besides the K-job's
     if batch[split:]:
         backbone.submit_many(batch[split:])
     service = ReplayService.of(backbone)
     for agg in aggregates:
         from_zero = service.state(agg)
-        assert snapshots_caught_up(backbone, agg, from_zero.version), f"{agg}: K=3 events past its last snapshot"
+        assert snapshots_caught_up(backbone, agg, from_zero.version), f"{agg}: K={K} events past its last snapshot"
         from_snapshots, kept = load_between_snapshots(backbone, agg)
         assert processor.cached(agg) == from_zero == from_snapshots.document, agg
         assert from_snapshots.snapshot_version == kept, f"{agg} ignored its snapshot v{kept}"
@@ -104,9 +107,9 @@ def latest_snapshot(backbone: Backbone, agg: str) -> int:
 def snapshots_caught_up(backbone: Backbone, agg: str, version: int, within_s: float = 10.0) -> bool:
     """Whether the K-job (which runs after the results are out) leaves ``agg`` fewer than K events past a snapshot."""
     deadline = time.monotonic() + within_s
-    while version - latest_snapshot(backbone, agg) >= 3 and time.monotonic() < deadline:
+    while version - latest_snapshot(backbone, agg) >= K and time.monotonic() < deadline:
         time.sleep(0.05)
-    return version - latest_snapshot(backbone, agg) < 3
+    return version - latest_snapshot(backbone, agg) < K
 
 
 def load_between_snapshots(backbone: Backbone, agg: str) -> tuple[Recovered, int]:

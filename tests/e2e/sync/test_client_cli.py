@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import user_env
 
 from syncbackbone.infra.services import free_port
 
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def env(pg_dsn: str) -> Iterator[dict[str, str]]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    yield base | {"SYNC_PG_DSN": pg_dsn, "SYNC_NAMESPACE": namespace}
+    yield user_env(pg_dsn, namespace)
     drop_namespace(pg_dsn, namespace)
 
 

@@ -7,7 +7,6 @@ read model, every acknowledged mutation is in the log once, none twice.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import user_env
 
 from syncbackbone.client import SyncClient
 from syncbackbone.client.errors import ServerUnavailable
@@ -118,8 +118,7 @@ def test_a_server_killed_mid_push_loses_no_acknowledged_mutation_and_doubles_non
     server: SyncServer, pg_dsn: str, tmp_path: Path
 ) -> None:
     collection, port = "killed", free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
-    env |= {"SYNC_PG_DSN": pg_dsn, "SYNC_NAMESPACE": server.backbone.settings.namespace}
+    env = user_env(pg_dsn, server.backbone.settings.namespace)
     env |= {"SYNC_POLICIES": '{"*": {"policy": "merge", "fields": {"n": "sum"}}}', "SYNC_RESULT_TIMEOUT_S": "3"}
     server.stop_processor()  # the process under test is the only processor
     proc = serve(env, port)
