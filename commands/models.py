@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..domain.documents import aggregate_id
 from ..domain.errors import InvalidInput
 from ..domain.hlc import PATTERN as HLC_PATTERN
+from ..domain.names import NAME
 
-NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..commands.models import describe_validation_error
 from ..domain.errors import ConfigurationError
+from ..domain.names import NAMESPACE
 
 
 class Settings(BaseSettings):
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str | None = None
     pg_dsn: str | None = None
-    namespace: str = Field(default="sync", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    namespace: str = Field(default="sync", pattern=NAMESPACE)
     data_dir: Path = Path(".syncbackbone")
     partitions: int = Field(default=4, ge=1, le=256)
     compress: bool = False

@@ -17,8 +17,8 @@ import pytest
 from support import drop_namespace
 
 from syncbackbone.infra.bootstrap import kafka_connect
-from syncbackbone.infra.kafka_client import Connect
-from syncbackbone.infra.services import LOCAL_PG_DSN, Tansu, embedded_pg_dsn, pg_reachable
+from syncbackbone.infra.kafka.client import Connect
+from syncbackbone.infra.runtime.processes import LOCAL_PG_DSN, Tansu, embedded_pg_dsn, pg_reachable
 from syncbackbone.infra.settings import load_settings
 
 

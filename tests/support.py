@@ -9,9 +9,17 @@ from collections.abc import Collection, Mapping, Sequence
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.records import NewEvent, StoredEvent
-from syncbackbone.infra.postgres_schema import drop_namespace
+from syncbackbone.infra.bootstrap import kafka_connect
+from syncbackbone.infra.kafka.client import Connect
+from syncbackbone.infra.postgres.database import drop_namespace
+from syncbackbone.infra.settings import load_settings
 
-__all__ = ["DelegatingLog", "cli", "drop_namespace", "shell_env", "user_env"]
+__all__ = ["DelegatingLog", "cli", "default_connect", "drop_namespace", "shell_env", "user_env"]
+
+
+def default_connect() -> Connect:
+    """The Kafka client library the settings choose, for tests that make a Kafka adapter by hand."""
+    return kafka_connect(load_settings())
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -19,8 +19,8 @@ from syncbackbone.commands.results import CommandResult, DeadLetter, rejected
 from syncbackbone.domain.documents import DocumentCreated
 from syncbackbone.domain.errors import ConcurrencyConflict, WriterFenced
 from syncbackbone.domain.records import EventMeta, NewEvent
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.partitioning import partition_for
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.common.partitioning import partition_for
 
 PARTITIONS = 4
 StreamFactory = Callable[[], CommandStream]

@@ -19,7 +19,7 @@ import pytest
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.errors import ConcurrencyConflict, WriterFenced
 from syncbackbone.domain.records import EventMeta, NewEvent, StoredEvent
-from syncbackbone.infra.partitioning import partition_for
+from syncbackbone.infra.common.partitioning import partition_for
 
 LogFactory = Callable[[int], EventLog]
 

@@ -18,15 +18,15 @@ from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, Pr
 from eventsourcing.tests import persistence as cases
 from eventsourcing.utils import Environment
 
-from syncbackbone.infra.es_factory import EmbeddedLogFactory
-from syncbackbone.infra.es_recorders import (
+from syncbackbone.infra.es.factory import EmbeddedLogFactory
+from syncbackbone.infra.es.recorders import (
     EventLogAggregateRecorder,
     PostgresLogApplicationRecorder,
     PostgresLogProcessRecorder,
     PostgresLogTrackingRecorder,
 )
-from syncbackbone.infra.postgres_log import PostgresEventLog
-from syncbackbone.infra.services import LOCAL_PG_DSN
+from syncbackbone.infra.postgres.log import PostgresEventLog
+from syncbackbone.infra.runtime.processes import LOCAL_PG_DSN
 
 PG_DSN = os.environ.get("SYNC_PG_DSN") or LOCAL_PG_DSN
 
@@ -86,7 +86,7 @@ class TestEmbeddedLogFactory(cases.InfrastructureFactoryTestCase[EmbeddedLogFact
         self.base = f"es{uuid.uuid4().hex[:8]}"
         self.env = Environment(
             "TestCase",
-            {"PERSISTENCE_MODULE": "syncbackbone.infra.es_factory", "SYNC_PG_DSN": PG_DSN, "SYNC_NAMESPACE": self.base},
+            {"PERSISTENCE_MODULE": "syncbackbone.infra.es.factory", "SYNC_PG_DSN": PG_DSN, "SYNC_NAMESPACE": self.base},
         )
         super().setUp()
 
@@ -125,7 +125,7 @@ class Counter(Aggregate):
 def test_an_application_saves_and_reloads_aggregates_with_snapshots_on_the_embedded_log() -> None:
     base = f"es{uuid.uuid4().hex[:8]}"
     env: dict[str, Any] = {
-        "PERSISTENCE_MODULE": "syncbackbone.infra.es_factory",
+        "PERSISTENCE_MODULE": "syncbackbone.infra.es.factory",
         "SYNC_PG_DSN": PG_DSN,
         "SYNC_NAMESPACE": base,
         "IS_SNAPSHOTTING_ENABLED": "y",

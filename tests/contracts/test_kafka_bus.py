@@ -9,12 +9,12 @@ from bus_contract import PARTITIONS, BusContract, StreamFactory, create, poll_un
 
 from syncbackbone.commands.ports import CommandBus, CommandStream, PartitionOutcome
 from syncbackbone.domain.errors import WriterFenced
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.kafka_bus import KafkaCommandBus
-from syncbackbone.infra.kafka_client import Connect
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.kafka_stream import KafkaCommandStream
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.kafka.bus import KafkaCommandBus
+from syncbackbone.infra.kafka.client import Connect
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.kafka.stream import KafkaCommandStream
+from syncbackbone.infra.runtime.processes import Tansu
 
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 """Tansu makes a join wait about half the session timeout: short sessions keep the tests quick."""

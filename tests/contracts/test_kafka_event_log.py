@@ -9,10 +9,10 @@ from event_log_contract import EventLogContract, LogFactory, aggregates_in, even
 from kafka import KafkaProducer
 
 from syncbackbone.commands.ports import EventLog
-from syncbackbone.infra.avro_codec import AvroCodec, encode_envelope, record_headers
-from syncbackbone.infra.kafka_client import Connect
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec, encode_envelope, record_headers
+from syncbackbone.infra.kafka.client import Connect
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.runtime.processes import Tansu
 
 
 class TestKafkaEventLog(EventLogContract):

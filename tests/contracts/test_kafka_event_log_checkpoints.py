@@ -20,14 +20,14 @@ from contextlib import contextmanager
 
 import pytest
 from event_log_contract import EventLogContract, LogFactory
-from support import DelegatingLog
+from support import DelegatingLog, default_connect
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.records import NewEvent, StoredEvent
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.kafka_index import KafkaIndexStore
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.postgres.index_store import PostgresIndexStore
+from syncbackbone.infra.runtime.processes import Tansu
 
 
 class ReadsFromCheckpoints(DelegatingLog):
@@ -86,8 +86,10 @@ class TestKafkaEventLogFromCheckpoints(EventLogContract):
         opened: list[EventLog] = []
 
         def open_log(partitions: int) -> KafkaEventLog:
-            store = KafkaIndexStore(pg_dsn, namespace)
-            return KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store)
+            store = PostgresIndexStore(pg_dsn, namespace)
+            return KafkaEventLog(
+                tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store, connect=default_connect()
+            )
 
         def make(partitions: int) -> EventLog:
             opened.append(ReadsFromCheckpoints(open_log(partitions), lambda: open_log(partitions)))
@@ -116,8 +118,12 @@ class TestKafkaEventLogSavingAfterEveryAppend(EventLogContract):
         opened: list[EventLog] = []
 
         def make(partitions: int) -> EventLog:
-            store = KafkaIndexStore(pg_dsn, namespace)
-            opened.append(SavesAfterEveryAppend(tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store))
+            store = PostgresIndexStore(pg_dsn, namespace)
+            opened.append(
+                SavesAfterEveryAppend(
+                    tansu.bootstrap, namespace, AvroCodec(), partitions, index_store=store, connect=default_connect()
+                )
+            )
             return opened[-1]
 
         yield make

@@ -7,11 +7,12 @@ import uuid
 import pytest
 from eventsourcing.persistence import AggregateRecorder
 from eventsourcing.tests import persistence as cases
+from support import default_connect
 
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.es_recorders import EventLogAggregateRecorder
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.es.recorders import EventLogAggregateRecorder
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.runtime.processes import Tansu
 
 
 class TestKafkaEventLogAggregateRecorder(cases.AggregateRecorderTestCase):
@@ -31,5 +32,7 @@ class TestKafkaEventLogAggregateRecorder(cases.AggregateRecorderTestCase):
         super().tearDown()
 
     def create_recorder(self) -> AggregateRecorder:
-        self.logs.append(KafkaEventLog(self.bootstrap, f"es{uuid.uuid4().hex[:10]}", AvroCodec()))
+        self.logs.append(
+            KafkaEventLog(self.bootstrap, f"es{uuid.uuid4().hex[:10]}", AvroCodec(), connect=default_connect())
+        )
         return EventLogAggregateRecorder(self.logs[-1])

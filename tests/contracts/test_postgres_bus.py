@@ -8,10 +8,10 @@ import pytest
 from bus_contract import PARTITIONS, BusContract, StreamFactory, create, poll_until
 
 from syncbackbone.commands.ports import CommandBus, CommandStream, PartitionOutcome
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.postgres_bus import PostgresCommandBus
-from syncbackbone.infra.postgres_log import PostgresEventLog
-from syncbackbone.infra.postgres_stream import PostgresCommandStream
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.postgres.bus import PostgresCommandBus
+from syncbackbone.infra.postgres.log import PostgresEventLog
+from syncbackbone.infra.postgres.stream import PostgresCommandStream
 
 
 class TestPostgresBus(BusContract):

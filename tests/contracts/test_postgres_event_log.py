@@ -10,7 +10,7 @@ from event_log_contract import EventLogContract, LogFactory, event
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.errors import ConfigurationError, LogUnavailable
-from syncbackbone.infra.postgres_log import PostgresEventLog
+from syncbackbone.infra.postgres.log import PostgresEventLog
 
 
 class TestPostgresEventLog(EventLogContract):

@@ -9,8 +9,8 @@ import pytest
 from read_model_store_contract import ReadModelStoreContract, StoreFactory
 from support import drop_namespace
 
-from syncbackbone.infra.postgres_schema import open_pool
-from syncbackbone.infra.projection_store import PostgresReadModelStore
+from syncbackbone.infra.postgres.database import open_pool
+from syncbackbone.infra.postgres.read_models.store import PostgresReadModelStore
 from syncbackbone.projections.projection import Projection
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import cli
 
-from syncbackbone.infra.services import embedded_pgdata, embedded_postmaster
+from syncbackbone.infra.runtime.processes import embedded_pgdata, embedded_postmaster
 
 
 def test_submit_prints_one_json_result_and_a_stale_write_is_rejected(env: dict[str, str]) -> None:

@@ -9,15 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from syncbackbone.infra.bootstrap import bootstrap
-from syncbackbone.infra.http import create_app
-from syncbackbone.infra.projection_service import read_side
+from syncbackbone.infra.http.app import create_app
 from syncbackbone.infra.settings import load_settings
 
 
 @pytest.fixture
 def client(pg_dsn: str, namespace: str) -> Iterator[TestClient]:
     backbone = bootstrap(load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace))
-    side = read_side(backbone)
+    side = backbone.read_side()
     try:
         with backbone.running_processor(), side.running(), TestClient(create_app(backbone, side)) as c:
             yield c

@@ -13,9 +13,9 @@ import zstandard
 from fastapi.testclient import TestClient
 from support import drop_namespace
 
+from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import bootstrap
-from syncbackbone.infra.http import create_app
-from syncbackbone.infra.projection_service import ReadSide, read_side
+from syncbackbone.infra.http.app import create_app
 from syncbackbone.infra.settings import load_settings
 
 POLICIES = {"tasks": {"policy": "merge", "fallback": "server", "fields": {"n": "sum"}}, "boards": "crdt", "*": "strict"}
@@ -25,7 +25,7 @@ POLICIES = {"tasks": {"policy": "merge", "fallback": "server", "fields": {"n": "
 def gateway(pg_dsn: str, namespace: str) -> Iterator[tuple[TestClient, ReadSide]]:
     settings = load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, policies=POLICIES)
     backbone = bootstrap(settings)
-    side = read_side(backbone)
+    side = backbone.read_side()
     try:
         with backbone.running_processor(), side.running(), TestClient(create_app(backbone, side)) as c:
             yield c, side

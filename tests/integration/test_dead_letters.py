@@ -13,8 +13,8 @@ from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.documents import Document
 from syncbackbone.domain.policies import ConflictPolicy, PolicyBook
 from syncbackbone.domain.records import NewEvent
-from syncbackbone.infra.avro_codec import command_headers, default_registry, encode_command, encode_envelope
-from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream
+from syncbackbone.infra.avro.codec import command_headers, default_registry, encode_command, encode_envelope
+from syncbackbone.infra.bootstrap import Backbone, bootstrap
 from syncbackbone.infra.settings import load_settings
 
 
@@ -81,7 +81,7 @@ def test_poison_commands_are_dead_lettered_with_the_reason_and_later_commands_st
     backbone.bus.send_raw([("c/nan", not_a_number, [("command_id", b"nan")])])
     backbone.bus.send_raw([(good.aggregate_id, encode_command(good), command_headers(good))])
     policies = PolicyBook(per_collection={"boom": ExplodingPolicy()})
-    processor = CommandProcessor(backbone.log, make_stream(backbone), backbone.codec, policies)
+    processor = CommandProcessor(backbone.log, backbone.stream(), backbone.codec, policies)
     stop = threading.Event()
     worker = threading.Thread(target=processor.run, args=(stop,), daemon=True)
     worker.start()

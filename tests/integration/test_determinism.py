@@ -16,8 +16,8 @@ from syncbackbone.commands.models import Command, CreateDocument, DeleteDocument
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.commands.snapshots import Recovered
 from syncbackbone.domain.documents import aggregate_id
+from syncbackbone.infra.app.replay import ReplayService
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.replay import ReplayService
 from syncbackbone.infra.settings import load_settings
 
 DOCS = ("d0", "d1", "d2")

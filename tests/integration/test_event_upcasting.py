@@ -13,11 +13,11 @@ import pytest
 
 from syncbackbone.commands.models import CreateDocument, PatchDocument
 from syncbackbone.commands.snapshots import Snapshots
-from syncbackbone.infra.avro_schemas import NAMESPACE
+from syncbackbone.infra.app.replay import ReplayService
+from syncbackbone.infra.avro.schemas import NAMESPACE
+from syncbackbone.infra.avro.upcasting import UpcastingCodec, registry_from_dir
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.replay import ReplayService
 from syncbackbone.infra.settings import load_settings
-from syncbackbone.infra.upcasting import UpcastingCodec, registry_from_dir
 
 PATCHED_V2 = {
     "type": "record",

@@ -13,12 +13,12 @@ from syncbackbone.commands.models import Command, PutDocument
 from syncbackbone.commands.ports import CommandRecord, CommandStream
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.errors import WriterFenced
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.kafka_bus import KafkaCommandBus
-from syncbackbone.infra.kafka_client import Connect
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.kafka_stream import KafkaCommandStream
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.kafka.bus import KafkaCommandBus
+from syncbackbone.infra.kafka.client import Connect
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.kafka.stream import KafkaCommandStream
+from syncbackbone.infra.runtime.processes import Tansu
 
 DOCS = [f"d{i}" for i in range(8)]
 

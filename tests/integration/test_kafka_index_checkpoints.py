@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 
 import pytest
+from support import default_connect
 
 from syncbackbone.domain.errors import LogUnavailable
 from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.kafka_index import KafkaIndexStore
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.kafka_python import KafkaPythonClient
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.kafka.kafka_python.client import KafkaPythonClient
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.postgres.index_store import PostgresIndexStore
+from syncbackbone.infra.runtime.processes import Tansu
 
 DOCS = [f"docs/d{i}" for i in range(12)]
 OpenLog = Callable[..., KafkaEventLog]
@@ -24,8 +25,10 @@ def open_log(tansu: Tansu, pg_dsn: str, namespace: str) -> Iterator[OpenLog]:
     opened: list[KafkaEventLog] = []
 
     def make(dsn: str = pg_dsn, every: int = 10_000) -> KafkaEventLog:
-        store = KafkaIndexStore(dsn, namespace)
-        opened.append(KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store, every))
+        store = PostgresIndexStore(dsn, namespace)
+        opened.append(
+            KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store, every, connect=default_connect())
+        )
         return opened[-1]
 
     yield make
@@ -73,11 +76,13 @@ def test_a_saved_checkpoint_that_does_not_match_the_topic_is_dropped_and_the_par
     first = open_log()
     grow(first, 5)
     assert first.checkpoint() == 5 * len(DOCS)
-    recreated = KafkaEventLog(tansu.bootstrap, f"{namespace}r", AvroCodec())  # another topic, fewer events
+    recreated = KafkaEventLog(
+        tansu.bootstrap, f"{namespace}r", AvroCodec(), connect=default_connect()
+    )  # another topic, fewer events
     grow(recreated, 2)
 
-    store = KafkaIndexStore(pg_dsn, namespace)  # the saved index of the first topic
-    reader = KafkaEventLog(tansu.bootstrap, f"{namespace}r", AvroCodec(), 4, None, store)
+    store = PostgresIndexStore(pg_dsn, namespace)  # the saved index of the first topic
+    reader = KafkaEventLog(tansu.bootstrap, f"{namespace}r", AvroCodec(), 4, None, store, connect=default_connect())
     try:
         assert everything(reader) == everything(recreated)
         assert reader.records_read >= 2 * len(DOCS)
@@ -102,7 +107,7 @@ def test_the_owner_saves_its_index_in_the_background_every_n_events(
 ) -> None:
     writer = open_log(every=20)
     grow(writer, 3)  # 36 events: one checkpoint is due
-    store = KafkaIndexStore(pg_dsn, namespace)
+    store = PostgresIndexStore(pg_dsn, namespace)
     try:
         deadline = time.monotonic() + 10
         while not any(store.checkpoint(p) for p in range(writer.partitions)) and time.monotonic() < deadline:
@@ -112,7 +117,7 @@ def test_the_owner_saves_its_index_in_the_background_every_n_events(
         store.close()
 
 
-class FailsOnce(KafkaIndexStore):
+class FailsOnce(PostgresIndexStore):
     """The real index store, whose next version look-up fails as if PostgreSQL blinked."""
 
     fail_next = False
@@ -142,7 +147,7 @@ def test_a_reader_whose_catch_up_fails_on_postgresql_reads_the_same_records_agai
     grow(owner, 2)
     owner.checkpoint()
     store = FailsOnce(pg_dsn, namespace)
-    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store)
+    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, None, store, connect=default_connect())
     try:
         assert everything(reader) == everything(owner)  # started at the checkpoint
         owner.append([event("docs/new", 1), event("docs/new", 2)])
@@ -161,7 +166,15 @@ def test_a_checkpoint_saved_while_a_reader_starts_is_used_and_never_deleted(
     grow(owner, 2)
     owner.checkpoint()
     client = WritesWhileAsked(tansu.bootstrap)
-    reader = KafkaEventLog(tansu.bootstrap, namespace, AvroCodec(), 4, client, KafkaIndexStore(pg_dsn, namespace))
+    reader = KafkaEventLog(
+        tansu.bootstrap,
+        namespace,
+        AvroCodec(),
+        4,
+        client,
+        PostgresIndexStore(pg_dsn, namespace),
+        connect=default_connect(),
+    )
     try:
         client.meanwhile = lambda: (grow(owner, 1, start=3), owner.checkpoint(), None)[-1]
         reader.read_aggregate(DOCS[0])  # starts its partition while the owner saves a newer checkpoint
@@ -189,7 +202,7 @@ def test_no_checkpoint_is_saved_past_an_event_the_log_holds_but_its_read_back_mi
 
     saved = writer.checkpoint()
 
-    store = KafkaIndexStore(pg_dsn, namespace)
+    store = PostgresIndexStore(pg_dsn, namespace)
     try:
         assert store.checkpoint(0) is None
         assert all(store.checkpoint(p) for p in range(1, writer.partitions))

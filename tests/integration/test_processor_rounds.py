@@ -12,7 +12,7 @@ from syncbackbone.commands.ports import EventLog
 from syncbackbone.commands.processor import CommandProcessor
 from syncbackbone.domain.errors import LogUnavailable
 from syncbackbone.domain.records import StoredEvent
-from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
+from syncbackbone.infra.bootstrap import Backbone, bootstrap, running
 from syncbackbone.infra.settings import load_settings
 
 
@@ -44,7 +44,7 @@ def test_a_round_that_cannot_read_the_log_is_retried_and_loses_no_command(any_ba
     unreadable = UnreadableAtFirst(bb.log, failures=2)
     commands = [PutDocument(collection="rounds", id=f"d{i}", data={"i": i}) for i in range(40)]
 
-    with running(CommandProcessor(unreadable, make_stream(bb), bb.codec)):
+    with running(CommandProcessor(unreadable, bb.stream(), bb.codec)):
         bb.bus.send(commands)
         results = bb.bus.wait_results([c.command_id for c in commands], timeout_s=60)
 

@@ -10,9 +10,9 @@ import pytest
 from support import drop_namespace
 
 from syncbackbone.commands.models import CreateDocument, PatchDocument, PutDocument
+from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.projection_claims import AdvisoryLockClaims
-from syncbackbone.infra.projection_service import ReadSide, read_side
+from syncbackbone.infra.postgres.read_models.claims import AdvisoryLockClaims
 from syncbackbone.infra.settings import load_settings
 from syncbackbone.projections.errors import NotFound, ProjectionLagging
 from syncbackbone.projections.maintenance import retry
@@ -28,7 +28,7 @@ def backbone(pg_dsn: str, namespace: str) -> Iterator[Backbone]:
 
 @pytest.fixture
 def side(backbone: Backbone, pg_dsn: str, namespace: str) -> Iterator[ReadSide]:
-    rs = read_side(backbone)
+    rs = backbone.read_side()
     yield rs
     rs.close()
     drop_namespace(pg_dsn, namespace)

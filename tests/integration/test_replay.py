@@ -17,9 +17,9 @@ from syncbackbone.commands.models import CreateDocument, DeleteDocument, PatchDo
 from syncbackbone.domain.documents import Document, DocumentCreated
 from syncbackbone.domain.records import EventMeta
 from syncbackbone.domain.snapshots import SnapshotPoint
-from syncbackbone.infra.audit_export import export
+from syncbackbone.infra.app.audit_export import export
+from syncbackbone.infra.app.replay import ReplayService
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.replay import ReplayService
 from syncbackbone.infra.settings import load_settings
 from syncbackbone.projections.errors import NotFound
 

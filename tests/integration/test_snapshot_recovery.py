@@ -16,9 +16,9 @@ from syncbackbone.commands.snapshots import SnapshotPolicy, Snapshots
 from syncbackbone.domain.documents import Document, DocumentCreated, DocumentEvent, DocumentPatched
 from syncbackbone.domain.records import EventMeta, Position, StoredEvent
 from syncbackbone.domain.snapshots import SnapshotPoint
-from syncbackbone.infra.bootstrap import Backbone, bootstrap, make_stream, running
-from syncbackbone.infra.kafka_log import KafkaEventLog
-from syncbackbone.infra.services import Tansu
+from syncbackbone.infra.bootstrap import Backbone, bootstrap, running
+from syncbackbone.infra.kafka.log import KafkaEventLog
+from syncbackbone.infra.runtime.processes import Tansu
 from syncbackbone.infra.settings import load_settings
 
 K = 100
@@ -105,7 +105,7 @@ def test_loading_an_aggregate_of_50k_events_reads_at_most_k_events_with_a_snapsh
     assert Snapshots(without, bb.codec, None).load([agg])[agg].document.version == 50_000 - 1
     assert without.read == 50_000 - 1
     snapshots = Snapshots(counted, bb.codec, bb.snapshot_store(), SnapshotPolicy(K))
-    with running(CommandProcessor(counted, make_stream(bb), bb.codec, snapshots=snapshots)) as processor:
+    with running(CommandProcessor(counted, bb.stream(), bb.codec, snapshots=snapshots)) as processor:
         result = bb.submit(PatchDocument(collection="big", id="one", data={"last": True}, expected_version=49_999))
         assert (result.status, result.version) == ("accepted", 50_000)
         assert processor.cached(agg) == bb.document(agg)

@@ -32,7 +32,7 @@ from syncbackbone.domain.documents import (
 )
 from syncbackbone.domain.errors import ConfigurationError, InvalidInput, UnknownSchema
 from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
-from syncbackbone.infra.avro_codec import (
+from syncbackbone.infra.avro.codec import (
     AvroCodec,
     command_headers,
     decode_command,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from kafka import TopicPartition
 
-from syncbackbone.infra.kafka_python_holes import Holes, UpToHole
+from syncbackbone.infra.kafka.kafka_python.holes import Holes, UpToHole
 
 TP = TopicPartition("ns.events", 0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from syncbackbone.infra.cli import QuietDriver
+from syncbackbone.infra.cli.main import QuietDriver
 
 
 def record(name: str, message: str, level: int = logging.WARNING) -> logging.LogRecord:
@@ -24,6 +24,6 @@ def test_fencing_errors_are_hidden_in_benches_only() -> None:
 
 def test_other_driver_errors_and_our_own_logs_are_kept() -> None:
     unreachable = record("kafka.client", "Unable to connect to 127.0.0.1:9092", logging.ERROR)
-    ours = record("syncbackbone.infra.kafka_log", "ProducerFenced on partition 1: paused", logging.WARNING)
+    ours = record("syncbackbone.infra.kafka.log", "ProducerFenced on partition 1: paused", logging.WARNING)
     assert QuietDriver(bench=True).filter(unreachable)
     assert QuietDriver(bench=True).filter(ours)

@@ -19,7 +19,7 @@ from avro.compatibility import (
     SchemaIncompatibilityType,
 )
 
-from syncbackbone.infra.avro_codec import default_registry
+from syncbackbone.infra.avro.codec import default_registry
 
 REGISTRY = default_registry()
 EVOLVED = [name for name in REGISTRY.names() if len(REGISTRY.versions(name)) > 1]

@@ -14,9 +14,9 @@ import pytest
 from syncbackbone.domain.documents import DocumentPatched
 from syncbackbone.domain.errors import UnknownSchema
 from syncbackbone.domain.records import EventMeta, Position, StoredEvent
-from syncbackbone.infra.avro_codec import AvroCodec
-from syncbackbone.infra.avro_schemas import NAMESPACE
-from syncbackbone.infra.upcasting import UpcastingCodec, registry_from_dir
+from syncbackbone.infra.avro.codec import AvroCodec
+from syncbackbone.infra.avro.schemas import NAMESPACE
+from syncbackbone.infra.avro.upcasting import UpcastingCodec, registry_from_dir
 
 PATCHED_V2 = {
     "type": "record",

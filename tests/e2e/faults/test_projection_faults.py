@@ -21,10 +21,10 @@ import pytest
 
 from syncbackbone.domain.documents import DocumentCreated, DocumentPatched, aggregate_id
 from syncbackbone.domain.records import EventMeta
+from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone
-from syncbackbone.infra.projection_claims import lock_key
-from syncbackbone.infra.projection_service import ReadSide, read_side
-from syncbackbone.infra.services import free_port
+from syncbackbone.infra.postgres.read_models.claims import lock_key
+from syncbackbone.infra.runtime.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ class Quiet:
 
 @pytest.fixture
 def side(backbone: Backbone) -> Iterator[ReadSide]:
-    rs = read_side(backbone)
+    rs = backbone.read_side()
     yield rs
     rs.close()
 

@@ -23,10 +23,10 @@ from support import drop_namespace
 from syncbackbone.client import SyncClient
 from syncbackbone.client.resilience import Backoff, CircuitBreaker
 from syncbackbone.domain.records import StoredEvent
+from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
-from syncbackbone.infra.http import create_app
-from syncbackbone.infra.projection_service import ReadSide, read_side
-from syncbackbone.infra.services import port_open
+from syncbackbone.infra.http.app import create_app
+from syncbackbone.infra.runtime.processes import port_open
 from syncbackbone.infra.settings import load_settings
 
 
@@ -90,7 +90,7 @@ def sync_server(pg_dsn: str, policy: Any, kafka: str | None = None, **overrides:
         kafka_bootstrap=kafka, pg_dsn=pg_dsn, namespace=namespace, policies={"*": policy}, **overrides
     )
     backbone = bootstrap(settings)
-    side = read_side(backbone)
+    side = backbone.read_side()
     try:
         with side.running(), TestClient(create_app(backbone, side)) as http:
             server = SyncServer(backbone, side, http)

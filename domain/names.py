@@ -1,0 +1,44 @@
+"""The naming rules, each written once: collection and document ids, namespaces, projections.
+
+A *name* (a collection, a document id, a client) appears in aggregate ids, topics' keys
+and read-model rows; a *namespace* prefixes Kafka topics and is a PostgreSQL schema, so it
+must be safe in both; a *projection* name becomes part of a schema name.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigurationError, InvalidInput
+
+NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
+"""A collection, document id or client name: 1-200 letters, digits or any of ``_.:@-``."""
+NAMESPACE = r"^[a-z][a-z0-9_]{0,40}$"
+"""A namespace: a lower-case letter, then up to 40 lower-case letters, digits or ``_``."""
+PROJECTION = r"^[a-z][a-z0-9_]{0,30}$"
+"""A projection name: a lower-case letter, then up to 30 lower-case letters, digits or ``_``."""
+
+_NAME, _NAMESPACE, _PROJECTION = re.compile(NAME), re.compile(NAMESPACE), re.compile(PROJECTION)
+
+
+def checked_name(value: str, what: str) -> str:
+    """``value`` if it is a valid collection, id or client name, else InvalidInput naming ``what``."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidInput(f"{what} {str(value)[:40]!r} must be 1-200 letters, digits or any of '_.:@-'")
+    return value
+
+
+def checked_namespace(namespace: str) -> str:
+    """``namespace`` if it is safe as a topic prefix and a schema name, else ConfigurationError."""
+    if not _NAMESPACE.match(namespace):
+        raise ConfigurationError(
+            f"namespace {namespace[:60]!r} must be a lower-case letter, then up to 40 lower-case letters, digits or '_'"
+        )
+    return namespace
+
+
+def checked_projection(name: str) -> str:
+    """``name`` if it can name a projection, else ConfigurationError."""
+    if not _PROJECTION.match(name):
+        raise ConfigurationError(f"projection name {name[:60]!r} must be lower-case letters, digits and '_'")
+    return name

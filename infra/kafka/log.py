@@ -1,0 +1,281 @@
+"""The Kafka event log: topic ``<ns>.events``, key = aggregate id, one transactional writer per partition.
+
+Offsets are Kafka's: strictly increasing per partition, with gaps (transaction markers and
+catch-up markers take offsets). ``end_offset`` is one past the last event. Reads go through an
+index per partition (``kafka_indexed.py``), built by reading it in log order and validating
+every record (G8): the first record of an (aggregate, version) wins and a version that is not
+its aggregate's next one is skipped, so the log reads the same everywhere even on a broker that
+shows aborted transactions (Tansu). The owner of a partition (the writer that claimed it,
+fencing the one before) trusts its own index; everyone else catches the partition up before
+each read. With an index store the index is saved in PostgreSQL now and then, so a restart
+reads only what came after the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from ...commands.ports import Codec, EventLog
+from ...domain.errors import ConcurrencyConflict, LogError, WriterFenced
+from ...domain.records import NewEvent, Position, StoredEvent
+from ..avro.codec import encode_envelope, record_headers
+from ..common.partitioning import partition_for
+from .client import Connect, KafkaClient, Outgoing, TransactionalWriter
+from .index.checkpoints import Checkpointer
+from .index.indexed import IndexedPartitions
+from .index.saved import SavedEvents
+from .index.store import IndexStore
+from .partitions import Topics, ensure_topics, now_ms, parallel
+
+COMMIT_TIMEOUT_S = 10.0
+LAZY_CLAIM_ATTEMPTS = 8
+
+
+class KafkaEventLog(EventLog):
+    """The event log on Kafka. The command stream runs its own transactions on this log's writers:
+    under ``lock``, ``validate`` the events, write ``record``s with ``writer(p)``, and after the commit
+    ``record_appended`` the stored events (or ``abandon`` the partition if the transaction failed)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        codec: Codec,
+        partitions: int = 4,
+        client: KafkaClient | None = None,
+        index_store: IndexStore | None = None,
+        checkpoint_every: int = 10_000,
+        *,
+        connect: Connect,
+    ) -> None:
+        self.namespace = namespace
+        self.codec = codec
+        self.topics = Topics.of(namespace)
+        self._own_client = client is None
+        self._client = client or connect(bootstrap)
+        self._partitions = ensure_topics(self._client, self.topics, partitions)
+        self._store = index_store
+        self._index = self._indexed(checkpoint_every)
+        self._checkpointer = Checkpointer(self._index, lambda: self._indexed(0))
+        self._index.on_due = self._checkpointer.in_background
+        self._writers: dict[int, TransactionalWriter] = {}
+        self._explicit: set[int] = set()  # claimed with claim(): never re-claimed behind the caller's back
+        self.lock = self._index.lock
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def partition_for(self, aggregate_id: str) -> int:
+        return partition_for(aggregate_id, self._partitions)
+
+    @property
+    def records_read(self) -> int:
+        """Records read so far to catch partitions up (a log started at saved checkpoints reads only the tail)."""
+        return self._index.records_read
+
+    def owns(self, partition: int) -> bool:
+        """Whether this log holds the writer of ``partition`` (it may not know yet that it was fenced)."""
+        return partition in self._writers
+
+    def writer(self, partition: int) -> TransactionalWriter:
+        """The transactional writer of an owned partition; WriterFenced if this log does not own it."""
+        found = self._writers.get(partition)
+        if found is None:
+            raise WriterFenced(f"partition {partition} of {self.topics.events} is not owned by this log")
+        return found
+
+    def validate(self, events: Sequence[NewEvent]) -> None:
+        """Raise ConcurrencyConflict unless each event is its aggregate's next version (batch included).
+        Checks the index, which is authoritative for owned partitions only."""
+        latest: dict[str, int] = {}
+        self._index.know(e.aggregate_id for e in events)
+        for e in events:
+            current = latest.get(e.aggregate_id)
+            if current is None:
+                current = self._index[self.partition_for(e.aggregate_id)].version(e.aggregate_id)
+            if e.version != current + 1:
+                raise ConcurrencyConflict(
+                    f"{e.aggregate_id} version {e.version} cannot be appended: the next version is {current + 1}"
+                )
+            latest[e.aggregate_id] = e.version
+
+    def record(self, event: NewEvent, timestamp_ms: int) -> Outgoing:
+        """The record of ``event`` in its partition of ``<ns>.events``."""
+        partition = self.partition_for(event.aggregate_id)
+        key = event.aggregate_id.encode()
+        return Outgoing(self.topics.events, partition, encode_envelope(event), key, record_headers(event), timestamp_ms)
+
+    def record_appended(self, stored: Iterable[StoredEvent]) -> None:
+        """Add events of a committed transaction of ours to the index."""
+        self._index.appended(stored)
+
+    def checkpoint(self) -> int:
+        return self._checkpointer.checkpoint()
+
+    def _indexed(self, checkpoint_every: int) -> IndexedPartitions:
+        """An index of the events topic, reading and saving checkpoints through the index store if any."""
+        saved = SavedEvents(self._store, self._client, self.topics.events) if self._store else None
+        return IndexedPartitions(self._client, self.topics.events, self._partitions, saved, checkpoint_every)
+
+    def abandon(self, partition: int, error: BaseException) -> None:
+        """After a failed transaction: abort it and re-read the partition (a broker may show aborted
+        records, which readers then take as valid), or give up the partition if it cannot be aborted."""
+        with self.lock:
+            if partition not in self._writers:
+                return
+            if isinstance(error, WriterFenced):
+                self._lose(partition)
+                return
+            try:
+                self._writers[partition].abort(COMMIT_TIMEOUT_S)
+                self._index.catch_up([partition])
+            except LogError:
+                self._lose(partition)
+
+    def release(self, partition: int) -> None:
+        """Stop writing ``partition`` (after a rebalance took it away)."""
+        with self.lock:
+            self._lose(partition)
+            self._explicit.discard(partition)
+
+    def append(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        if not events:
+            return []
+        placed: dict[int, list[int]] = {}
+        for i, e in enumerate(events):
+            placed.setdefault(self.partition_for(e.aggregate_id), []).append(i)
+        stored: list[StoredEvent | None] = [None] * len(events)
+        with self.lock:
+            self._claim_lazily(placed)
+            self.validate(events)
+            for partition, indices in placed.items():
+                written = self._write_retrying(partition, [events[i] for i in indices])
+                for i, s in zip(indices, written, strict=True):
+                    stored[i] = s
+        return [s for s in stored if s is not None]
+
+    def read_aggregate(
+        self, aggregate_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[StoredEvent]:
+        with self.lock:
+            self._sync([self.partition_for(aggregate_id)])
+            return self._index.histories({aggregate_id: (from_version, to_version)})[aggregate_id]
+
+    def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        with self.lock:
+            self._sync([partition])
+            return self._index.partition_events(partition, from_offset, max(limit, 0))
+
+    def end_offset(self, partition: int) -> int:
+        with self.lock:
+            self._sync([partition])
+            return self._index[partition].end
+
+    def find_command(self, aggregate_id: str, command_id: str) -> list[StoredEvent]:
+        return self.find_commands([(aggregate_id, command_id)]).get(command_id, [])
+
+    def find_commands(self, keys: Collection[tuple[str, str]]) -> dict[str, list[StoredEvent]]:
+        with self.lock:
+            self._sync(self.partition_for(agg) for agg, _ in keys)
+            return self._index.commands(keys)
+
+    def read_aggregates(self, aggregate_ids: Collection[str]) -> dict[str, list[StoredEvent]]:
+        return self.read_aggregates_from({agg: 1 for agg in aggregate_ids})
+
+    def read_aggregates_from(self, from_versions: Mapping[str, int]) -> dict[str, list[StoredEvent]]:
+        with self.lock:
+            self._sync(self.partition_for(agg) for agg in from_versions)
+            return self._index.histories({agg: (first, None) for agg, first in from_versions.items()})
+
+    def claim(self, partitions: Collection[int]) -> None:
+        with self.lock:
+            self._claim(partitions)
+            self._explicit.update(partitions)
+
+    def close(self) -> None:
+        with self.lock:
+            for partition in list(self._writers):
+                self._lose(partition)
+        self._checkpointer.close()
+        self._index.close()
+        if self._store is not None:
+            self._store.close()
+        with self.lock:
+            if self._own_client:
+                self._client.close()
+
+    def _claim_lazily(self, placed: Collection[int]) -> None:
+        lost = sorted(p for p in placed if p in self._explicit and p not in self._writers)
+        if lost:
+            raise WriterFenced(f"partitions {lost} of {self.topics.events} were claimed by another writer")
+        self._claim([p for p in placed if p not in self._writers])
+
+    def _claim(self, partitions: Collection[int]) -> None:
+        """Take over the writers of ``partitions`` (fencing their previous owners), then catch up."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return
+        writers = {p: self._client.writer(f"{self.namespace}.writer-p{p}") for p in wanted}
+        try:
+            parallel([w.init for w in writers.values()])
+            self._index.catch_up(wanted)
+        except BaseException:
+            for w in writers.values():
+                w.close()
+            raise
+        for p in wanted:
+            self._lose(p)
+        self._writers.update(writers)
+
+    def _lose(self, partition: int) -> None:
+        writer = self._writers.pop(partition, None)
+        if writer is not None:
+            writer.close()
+
+    def _write_retrying(self, partition: int, events: list[NewEvent]) -> list[StoredEvent]:
+        """Write ``events`` in one transaction; a lazily claimed partition is claimed again if fenced."""
+        written: list[StoredEvent] = []
+        for attempt in range(1, LAZY_CLAIM_ATTEMPTS + 1):
+            try:
+                return written + self._write(partition, events[len(written) :])
+            except WriterFenced:
+                if partition in self._explicit or attempt == LAZY_CLAIM_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+                self._claim([partition])
+                written = self._landed(events)
+                self.validate(events[len(written) :])
+        raise AssertionError("unreachable")
+
+    def _landed(self, events: list[NewEvent]) -> list[StoredEvent]:
+        """The leading ``events`` that readers take as written: records of our fenced transaction that
+        the broker showed anyway (Tansu does not hide aborted transactions) won their versions."""
+        landed = []
+        for e in events:
+            found = self._index[self.partition_for(e.aggregate_id)].at_version(e.aggregate_id, e.version)
+            if found is None or found.event != e:
+                break
+            landed.append(found)
+        return landed
+
+    def _write(self, partition: int, events: list[NewEvent]) -> list[StoredEvent]:
+        writer, at = self.writer(partition), now_ms()
+        records = [self.record(e, at) for e in events]
+        try:
+            writer.begin()
+            offsets = writer.send(records)
+            writer.commit(COMMIT_TIMEOUT_S)
+        except Exception as e:
+            self.abandon(partition, e)
+            raise
+        stored = [StoredEvent(e, Position(partition, o), at) for e, o in zip(events, offsets, strict=True)]
+        self.record_appended(stored)
+        return stored
+
+    def _sync(self, partitions: Iterable[int]) -> None:
+        stale = sorted({p for p in partitions if p not in self._writers})
+        if stale:
+            self._index.catch_up(stale)

@@ -1,0 +1,186 @@
+"""The embedded command bus: PostgreSQL tables twinned with the Kafka topics.
+
+``commands`` is ``<ns>.commands`` (partitioned like the event log, offsets assigned
+under a row lock in ``command_partitions``), ``results`` is ``<ns>.command-results``,
+``dead_letters`` is ``<ns>.commands.dlq`` and ``consumer_offsets`` holds each group's
+committed input offset. A stream's ``commit`` appends the events, publishes the
+results and dead letters and advances the offset in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from ...commands.models import Command
+from ...commands.ports import Codec, CommandBus, RawCommand
+from ...commands.results import CommandResult, DeadLetter
+from ...domain.records import Position
+from ..avro.codec import command_headers
+from ..common.bounded import trim
+from ..common.partitioning import partition_for
+from .database import Conn, ensure_bus, open_pool, schema_name, translated_errors
+
+KEPT_MARKS = 1_000_000  # command ids this bus sent, with the result seq before each was sent
+RESULT_COLUMNS = "command_id, status, aggregate_id, version, reason, code, positions"
+
+
+def row_to_result(row: Sequence[Any]) -> CommandResult:
+    """A CommandResult from a row of ``RESULT_COLUMNS``."""
+    command_id, status, aggregate_id, version, reason, code, positions = row
+    return CommandResult(
+        command_id, status, aggregate_id, int(version), reason, code, tuple(Position(p, o) for p, o in positions)
+    )
+
+
+def insert_results(conn: Conn, s: str, partition: int, results: Sequence[CommandResult]) -> None:
+    """Publish ``results`` (a submitter sees the first one decided after it sent the command)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {s}.results (partition, {RESULT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)".encode(),
+            [
+                (
+                    partition,
+                    r.command_id,
+                    r.status,
+                    r.aggregate_id,
+                    r.version,
+                    r.reason,
+                    r.code,
+                    Jsonb([[p.partition, p.offset] for p in r.positions]),
+                )
+                for r in results
+            ],
+        )
+
+
+def insert_dead_letters(conn: Conn, s: str, letters: Sequence[DeadLetter]) -> None:
+    """Keep each dead letter whole, with its reason."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            f'INSERT INTO {s}.dead_letters (partition, "offset", key, value, header_keys, header_values,'
+            " error_type, error) VALUES (%s, %s, %s, %s, %s::text[], %s::bytea[], %s, %s)".encode(),
+            [
+                (
+                    d.partition,
+                    d.offset,
+                    d.key,
+                    d.value,
+                    [k for k, _ in d.headers],
+                    [v for _, v in d.headers],
+                    d.error_type,
+                    d.error,
+                )
+                for d in letters
+            ],
+        )
+
+
+class PostgresCommandBus(CommandBus):
+    """The submitting side of the embedded bus."""
+
+    def __init__(self, dsn: str, namespace: str, codec: Codec, partitions: int = 4) -> None:
+        self.namespace = namespace
+        self._s = schema_name(namespace)
+        self._codec = codec
+        self._partitions = partitions
+        ensure_bus(dsn, namespace, partitions)
+        self._pool = open_pool(dsn)
+        self._sent_after: dict[str, int] = {}  # command id -> the last result seq before this bus sent it
+
+    @contextmanager
+    def _connection(self) -> Iterator[Conn]:
+        with translated_errors(f"command bus {self.namespace!r}"), self._pool.connection() as conn:
+            yield conn
+
+    def send(self, commands: Sequence[Command]) -> None:
+        """Send ``commands``; their results are the ones decided after this (a command once rejected
+        may be sent again and decided afresh)."""
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {self._s}.results".encode()).fetchone()
+        self._sent_after.update({c.command_id: int(row[0]) if row else 0 for c in commands})
+        trim(self._sent_after, KEPT_MARKS)
+        self.send_raw([(c.aggregate_id, self._codec.encode_command(c), command_headers(c)) for c in commands])
+
+    def send_raw(self, records: Sequence[RawCommand]) -> None:
+        if not records:
+            return
+        placed = [partition_for(key, self._partitions) for key, _, _ in records]
+        with self._connection() as conn, conn.transaction():
+            next_offsets = self._lock_offsets(conn, sorted(set(placed)))
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    f'COPY {self._s}.commands (partition, "offset", key, value, header_keys, header_values)'
+                    " FROM STDIN".encode()
+                ) as copy,
+            ):
+                for (key, value, headers), partition in zip(records, placed, strict=True):
+                    keys, values = [k for k, _ in headers], [v for _, v in headers]
+                    copy.write_row((partition, next_offsets[partition], key, value, keys, values))
+                    next_offsets[partition] += 1
+            conn.execute(
+                f"UPDATE {self._s}.command_partitions c SET next_offset = n.o"
+                " FROM unnest(%s::int[], %s::bigint[]) AS n(p, o) WHERE c.partition = n.p".encode(),
+                [list(next_offsets), list(next_offsets.values())],
+            )
+
+    def _lock_offsets(self, conn: Conn, partitions: list[int]) -> dict[int, int]:
+        rows = conn.execute(
+            f"SELECT partition, next_offset FROM {self._s}.command_partitions WHERE partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE".encode(),
+            [partitions],
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def wait_results(self, command_ids: Collection[str], timeout_s: float) -> dict[str, CommandResult]:
+        deadline = time.monotonic() + timeout_s
+        found: dict[str, CommandResult] = {}
+        pause = 0.002
+        while True:
+            missing = [c for c in command_ids if c not in found]
+            if missing:
+                found.update(self._first_results(missing))
+            remaining = deadline - time.monotonic()
+            if len(found) == len(set(command_ids)) or remaining <= 0:
+                return found
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.05)
+
+    def _first_results(self, command_ids: list[str]) -> dict[str, CommandResult]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT ON (command_id) {RESULT_COLUMNS} FROM {self._s}.results"
+                " JOIN unnest(%s::text[], %s::bigint[]) AS w(c, after) ON command_id = c AND seq > after"
+                " ORDER BY command_id, seq".encode(),
+                [command_ids, [self._sent_after.get(c, 0) for c in command_ids]],
+            ).fetchall()
+        return {str(r[0]): row_to_result(r) for r in rows}
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f'SELECT partition, "offset", key, value, error_type, error, header_keys, header_values'
+                f" FROM {self._s}.dead_letters ORDER BY seq DESC LIMIT %s".encode(),
+                [limit],
+            ).fetchall()
+        return [
+            DeadLetter(p, o, k, bytes(v), et, err, tuple(zip(hk, map(bytes, hv), strict=True)))
+            for p, o, k, v, et, err, hk, hv in reversed(rows)
+        ]
+
+    def processor_alive(self, max_age_s: float = 5.0) -> bool:
+        with self._connection() as conn:
+            row = conn.execute(
+                f"SELECT coalesce(max(heartbeat_at) > now() - make_interval(secs => %s), false)"
+                f" FROM {self._s}.partitions".encode(),
+                [max_age_s],
+            ).fetchone()
+        return bool(row and row[0])
+
+    def close(self) -> None:
+        self._pool.close()

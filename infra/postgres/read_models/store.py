@@ -1,0 +1,208 @@
+"""The PostgreSQL read-model store: one schema per copy of a projection, sessions with checkpoint CAS.
+
+A session locks its partition's checkpoint row (``FOR UPDATE``) before anything else,
+so two workers, a dead-letter retry and a rebuild swap serialise on it; a rebuild swap
+renames schemas under an EXCLUSIVE lock on the live ``checkpoints`` table, which waits
+for running sessions and makes new ones resolve the names again after the swap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool
+
+from ....domain.errors import ConfigurationError
+from ....projections.changes import Change, compact
+from ....projections.errors import ChangeRejected, CheckpointMoved
+from ....projections.ports import DeadEvent, DeadLetterEntry, ReadModelSession, ReadModelStore
+from ....projections.projection import Projection
+from ..database import Conn, translated_errors
+from .sql import BOOKKEEPING_DDL, copy_schema, forget_staging, q, table_ddl, write_batch
+
+LETTER_COLUMNS = "seq, partition, log_offset, aggregate_id, version, type, error_type, error, parked, resolution"
+REFUSED = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+
+
+def row_to_letter(row: Sequence[Any]) -> DeadLetterEntry:
+    seq, partition, offset, agg, version, type_, error_type, error, parked, resolution = row
+    dead = DeadEvent(int(partition), int(offset), agg, int(version), type_, error_type, error, bool(parked))
+    return DeadLetterEntry(int(seq), dead, resolution)
+
+
+class PostgresSession(ReadModelSession):
+    """One transaction on one partition of one copy."""
+
+    def __init__(self, conn: Conn, schema: str, projection: Projection, partition: int) -> None:
+        self._conn, self._s, self._projection, self._partition = conn, schema, projection, partition
+
+    def seen(self, aggregate_ids: Collection[str]) -> dict[str, int]:
+        rows = self._conn.execute(
+            f"SELECT aggregate_id, version FROM {self._s}.seen WHERE aggregate_id = ANY(%s)".encode(),
+            [list(aggregate_ids)],
+        ).fetchall()
+        return {str(a): int(v) for a, v in rows}
+
+    def parked(self, aggregate_ids: Collection[str]) -> set[str]:
+        rows = self._conn.execute(
+            f"SELECT DISTINCT aggregate_id FROM {self._s}.dead_letters"
+            " WHERE resolution IS NULL AND aggregate_id = ANY(%s)".encode(),
+            [list(aggregate_ids)],
+        ).fetchall()
+        return {str(a) for (a,) in rows}
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        batches = compact(changes, self._projection.tables_by_name)
+        try:
+            with self._conn.transaction():  # a savepoint: a refused batch leaves the session usable
+                for batch in batches:
+                    write_batch(self._conn, self._s, batch)
+        except REFUSED as e:
+            forget_staging(self._conn)
+            raise ChangeRejected(f"{type(e).__name__}: {e}") from e
+        except ChangeRejected:
+            forget_staging(self._conn)
+            raise
+
+    def record(self, seen: Mapping[str, int], dead: Sequence[DeadEvent]) -> None:
+        if seen:
+            self._conn.execute(
+                f"INSERT INTO {self._s}.seen (aggregate_id, version) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+                " ON CONFLICT (aggregate_id) DO UPDATE SET version = EXCLUDED.version".encode(),
+                [list(seen), list(seen.values())],
+            )
+        if dead:
+            with self._conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {self._s}.dead_letters (partition, log_offset, aggregate_id, version, type,"
+                    " error_type, error, parked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)".encode(),
+                    [
+                        (d.partition, d.offset, d.aggregate_id, d.version, d.type, d.error_type, d.error, d.parked)
+                        for d in dead
+                    ],
+                )
+
+    def open_letters(self, aggregate_id: str) -> list[DeadLetterEntry]:
+        rows = self._conn.execute(
+            f"SELECT {LETTER_COLUMNS} FROM {self._s}.dead_letters"
+            " WHERE aggregate_id = %s AND resolution IS NULL ORDER BY seq FOR UPDATE".encode(),
+            [aggregate_id],
+        ).fetchall()
+        return [row_to_letter(r) for r in rows]
+
+    def resolve(self, seqs: Collection[int], resolution: str) -> None:
+        if seqs:
+            self._conn.execute(
+                f"UPDATE {self._s}.dead_letters SET resolution = %s, resolved_at = now() WHERE seq = ANY(%s)".encode(),
+                [resolution, list(seqs)],
+            )
+
+    def advance(self, next_offset: int) -> None:
+        self._conn.execute(
+            f"UPDATE {self._s}.checkpoints SET next_offset = %s WHERE partition = %s".encode(),
+            [next_offset, self._partition],
+        )
+
+
+class PostgresReadModelStore(ReadModelStore):
+    """One copy of a projection's read models in schema ``<ns>__<projection>[__<suffix>]``."""
+
+    def __init__(self, pool: ConnectionPool[Conn], namespace: str, projection: Projection, suffix: str = "") -> None:
+        self.projection, self.namespace, self._pool = projection, namespace, pool
+        self.schema_name = copy_schema(namespace, projection.name, suffix)
+        self.schema = q(self.schema_name)
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled autocommit connection with driver errors translated."""
+        with translated_errors(f"read models {self.schema_name!r}"), self._pool.connection() as conn:
+            yield conn
+
+    def install(self, partitions: int) -> None:
+        with self.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"syncbackbone:{self.schema_name}"])
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}".encode())
+            conn.execute(BOOKKEEPING_DDL.format(s=self.schema).encode())
+            for table in self.projection.tables:
+                for statement in table_ddl(self.schema, table):
+                    conn.execute(statement.encode())
+            conn.execute(
+                f"INSERT INTO {self.schema}.checkpoints (partition) SELECT generate_series(0, %s - 1)"
+                " ON CONFLICT DO NOTHING".encode(),
+                [partitions],
+            )
+
+    def checkpoints(self) -> dict[int, int]:
+        with self.connection() as conn:
+            rows = conn.execute(f"SELECT partition, next_offset FROM {self.schema}.checkpoints".encode()).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    @contextmanager
+    def session(self, partition: int, expected: int | None) -> Iterator[ReadModelSession]:
+        with self.connection() as conn:
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        f"SELECT next_offset FROM {self.schema}.checkpoints WHERE partition = %s FOR UPDATE".encode(),
+                        [partition],
+                    ).fetchone()
+                    if row is None:
+                        raise ConfigurationError(f"{self.schema_name} has no partition {partition}: install it first")
+                    if expected is not None and int(row[0]) != expected:
+                        raise CheckpointMoved(
+                            f"{self.schema_name} partition {partition} is at {row[0]}, not {expected}"
+                        )
+                    yield PostgresSession(conn, self.schema, self.projection, partition)
+            except BaseException:
+                forget_staging(conn)
+                raise
+
+    def dead_letters(
+        self, limit: int, include_resolved: bool = False, aggregate_id: str | None = None
+    ) -> list[DeadLetterEntry]:
+        where = ["TRUE" if include_resolved else "resolution IS NULL"]
+        params: list[Any] = []
+        if aggregate_id is not None:
+            where.append("aggregate_id = %s")
+            params.append(aggregate_id)
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {LETTER_COLUMNS} FROM {self.schema}.dead_letters WHERE {' AND '.join(where)}"
+                " ORDER BY seq LIMIT %s".encode(),
+                [*params, limit],
+            ).fetchall()
+        return [row_to_letter(r) for r in rows]
+
+    def scratch_copy(self, purpose: str) -> PostgresReadModelStore:
+        suffix = f"{purpose}_{uuid.uuid4().hex[:6]}"
+        return PostgresReadModelStore(self._pool, self.namespace, self.projection, suffix)
+
+    def swap_in(self, copy: ReadModelStore) -> None:
+        if not isinstance(copy, PostgresReadModelStore):
+            raise TypeError("only a PostgreSQL copy can be swapped into PostgreSQL read models")
+        retired = q(copy_schema(self.namespace, self.projection.name, f"retired_{uuid.uuid4().hex[:6]}"))
+        with self.connection() as conn:
+            with conn.transaction():
+                conn.execute(f"LOCK TABLE {self.schema}.checkpoints IN EXCLUSIVE MODE".encode())
+                conn.execute(f"ALTER SCHEMA {self.schema} RENAME TO {retired}".encode())
+                conn.execute(f"ALTER SCHEMA {copy.schema} RENAME TO {self.schema}".encode())
+            conn.execute(f"DROP SCHEMA {retired} CASCADE".encode())
+
+    def diff(self, copy: ReadModelStore, limit: int) -> list[str]:
+        if not isinstance(copy, PostgresReadModelStore):
+            raise TypeError("only a PostgreSQL copy can be compared with PostgreSQL read models")
+        from .diff import diff_copies
+
+        with self.connection() as conn, conn.transaction():
+            return diff_copies(conn, self.projection, self.schema, copy.schema, limit)
+
+    def discard(self) -> None:
+        with self.connection() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE".encode())

@@ -1,0 +1,4 @@
+"""Process management: the embedded PostgreSQL server, the Tansu broker, the snapshot scheduler.
+
+Rule: never imports adapters.
+"""

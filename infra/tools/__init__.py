@@ -1,0 +1,4 @@
+"""The demo and the benches.
+
+Rule: may import anything; only ``cli/`` imports it, lazily.
+"""
