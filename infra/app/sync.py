@@ -34,6 +34,7 @@ from ...domain.hlc import PATTERN as HLC_PATTERN
 from ...domain.names import NAME, checked_name
 from ...domain.records import StoredEvent
 from ...projections.queries import ReadModelQueries, checked_limit
+from ..common.backoff import poll
 from .backbone import Backbone
 
 CURSOR_VERSION = 1
@@ -233,13 +234,14 @@ class SyncService:
         self, cursor: str | None, collections: Sequence[str], limit: int = 500, wait_s: float = 0.0
     ) -> dict[str, Any]:
         """``pull``, but waiting up to ``wait_s`` for a change when there is none yet (long-poll)."""
-        deadline, pause = time.monotonic() + min(wait_s, MAX_WAIT_S), 0.02
-        while True:
-            page = self.pull(cursor, collections, limit)
-            if page["changes"] or page["reset"] or time.monotonic() >= deadline:
-                return page
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, 0.5)
+        last: dict[str, Any] = {}
+
+        def changed() -> bool:
+            last.update(self.pull(cursor, collections, limit))
+            return bool(last["changes"] or last["reset"])
+
+        poll(changed, min(wait_s, MAX_WAIT_S), first=0.02, cap=0.5)
+        return last
 
 
 def rebased(queue: list[ApplyMutation], result: CommandResult | None) -> list[ApplyMutation]:

@@ -9,7 +9,6 @@ results and dead letters and advances the offset in one transaction.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from ...commands.ports import Codec, CommandBus, RawCommand
 from ...commands.results import CommandResult, DeadLetter
 from ...domain.records import Position
 from ..avro.codec import command_headers
+from ..common.backoff import poll
 from ..common.bounded import trim
 from ..common.partitioning import partition_for
 from .database import Conn, ensure_bus, open_pool, schema_name, translated_errors
@@ -138,18 +138,17 @@ class PostgresCommandBus(CommandBus):
         return {int(p): int(o) for p, o in rows}
 
     def wait_results(self, command_ids: Collection[str], timeout_s: float) -> dict[str, CommandResult]:
-        deadline = time.monotonic() + timeout_s
         found: dict[str, CommandResult] = {}
-        pause = 0.002
-        while True:
+        wanted = set(command_ids)
+
+        def all_found() -> bool:
             missing = [c for c in command_ids if c not in found]
             if missing:
                 found.update(self._first_results(missing))
-            remaining = deadline - time.monotonic()
-            if len(found) == len(set(command_ids)) or remaining <= 0:
-                return found
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.05)
+            return len(found) == len(wanted)
+
+        poll(all_found, timeout_s)
+        return found
 
     def _first_results(self, command_ids: list[str]) -> dict[str, CommandResult]:
         with self._connection() as conn:

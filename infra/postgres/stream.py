@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from ...commands.ports import CommandRecord, CommandStream, PartitionOutcome
 from ...commands.results import CommandResult, accepted
 from ...domain.errors import LogError, WriterFenced
+from ..common.backoff import poll
 from .bus import insert_dead_letters, insert_results
 from .database import Conn, ensure_bus, open_pool, schema_name, translated_errors
 from .log import PostgresEventLog, append_events
@@ -54,15 +55,7 @@ class PostgresCommandStream(CommandStream):
         if time.monotonic() - self._beat_at >= HEARTBEAT_EVERY_S:
             self._heartbeat()
             self._assign()
-        deadline = time.monotonic() + timeout_s
-        pause = 0.002
-        while True:
-            records = self._fetch_records()
-            remaining = deadline - time.monotonic()
-            if records or remaining <= 0:
-                break
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.05)
+        records = poll(self._fetch_records, timeout_s)
         for r in records:
             self._fetch[r.partition] = r.offset + 1
         return records

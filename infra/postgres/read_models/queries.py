@@ -11,6 +11,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -20,6 +21,7 @@ from ....domain.names import checked_name
 from ....domain.records import Position
 from ....projections.errors import NotFound, ProjectionLagging
 from ....projections.queries import DocumentView, Page, ReadModelQueries, checked_limit
+from ...common.backoff import poll
 from ..database import Conn, translated_errors
 from .sql import copy_schema, q
 
@@ -128,18 +130,21 @@ class ReadModels(ReadModelQueries):
         self, positions: Collection[Position], timeout_s: float, projections: Sequence[str] = ("documents",)
     ) -> None:
         """Return once every projection's checkpoint has passed every position; else ProjectionLagging."""
-        deadline, pause = time.monotonic() + timeout_s, 0.002
+        deadline = time.monotonic() + timeout_s
         for projection in projections:
-            while behind := self._behind(projection, positions):
-                if time.monotonic() >= deadline:
-                    p, at = behind
-                    raise ProjectionLagging(
-                        f"projection {projection!r} has not reached partition {p.partition} offset {p.offset}"
-                        f" within {timeout_s:g} s (it is at offset {at}); is a projection runner running?"
-                        " start one with `syncbackbone serve --http HOST:PORT` or `syncbackbone projections run`"
-                    )
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 0.05)
+            caught_up = partial(self._caught_up, projection, positions)
+            if not poll(caught_up, max(0.0, deadline - time.monotonic())) and (
+                lagging := self._behind(projection, positions)
+            ):
+                p, at = lagging
+                raise ProjectionLagging(
+                    f"projection {projection!r} has not reached partition {p.partition} offset {p.offset}"
+                    f" within {timeout_s:g} s (it is at offset {at}); is a projection runner running?"
+                    " start one with `syncbackbone serve --http HOST:PORT` or `syncbackbone projections run`"
+                )
+
+    def _caught_up(self, projection: str, positions: Collection[Position]) -> bool:
+        return self._behind(projection, positions) is None
 
     def _behind(self, projection: str, positions: Collection[Position]) -> tuple[Position, int] | None:
         if not positions:
