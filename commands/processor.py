@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from itertools import groupby
 
-from ..domain.documents import Document, DocumentEvent, apply, split_aggregate_id
+from ..domain.documents import Document, DocumentEvent, apply, fold, split_aggregate_id
 from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, SyncBackboneError, VersionConflict
 from ..domain.policies import PolicyBook
 from ..domain.records import EventMeta, NewEvent
@@ -138,11 +138,7 @@ class CommandProcessor:
             self._docs.update({agg: r.document for agg, r in self._snapshots.load(missing).items()})
             return
         for agg, stored in self._log.read_aggregates(missing).items():
-            collection, doc_id = split_aggregate_id(agg)
-            doc = Document(collection, doc_id)
-            for event in stored:
-                doc = apply(doc, self._codec.decode_event(event))
-            self._docs[agg] = doc
+            self._docs[agg] = fold(Document(*split_aggregate_id(agg)), map(self._codec.decode_event, stored))
 
     def _decide_one(self, cmd: Command, record: CommandRecord, outcome: PartitionOutcome) -> None:
         doc = self._docs.get(cmd.aggregate_id) or Document(cmd.collection, cmd.id)

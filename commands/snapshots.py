@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..domain.documents import AGGREGATE_TYPE, Document, apply, split_aggregate_id
+from ..domain.documents import AGGREGATE_TYPE, Document, fold, split_aggregate_id
 from ..domain.errors import SyncBackboneError
 from ..domain.records import Position, StoredEvent
 from ..domain.snapshots import SnapshotPoint
@@ -127,8 +127,7 @@ class Snapshots:
 
     def fold(self, doc: Document, stored: Sequence[StoredEvent], base: int, problem: str | None = None) -> Recovered:
         """``doc`` after ``stored`` (decoded with the codec, so old event versions are upcast)."""
-        for event in stored:
-            doc = apply(doc, self._codec.decode_event(event))
+        doc = fold(doc, map(self._codec.decode_event, stored))
         tip = stored[-1].position if stored else None
         return Recovered(doc, base, tip, len(stored), problem)
 

@@ -20,7 +20,7 @@ from ...commands.ports import Codec, CommandBus, CommandStream, EventLog, Snapsh
 from ...commands.processor import CommandProcessor
 from ...commands.results import CommandResult
 from ...commands.snapshots import SnapshotPolicy, Snapshots
-from ...domain.documents import Document, DocumentEvent, apply, split_aggregate_id
+from ...domain.documents import Document, DocumentEvent, fold, split_aggregate_id
 from ...domain.errors import ResultTimeout
 from ...domain.policies import PolicyBook
 from ...domain.policy_config import policy_book
@@ -101,11 +101,7 @@ class Backbone:
 
     def document(self, aggregate_id: str, to_version: int | None = None) -> Document:
         """A document's state folded from its events (up to ``to_version``)."""
-        collection, doc_id = split_aggregate_id(aggregate_id)
-        doc = Document(collection, doc_id)
-        for _, event in self.history(aggregate_id, to_version):
-            doc = apply(doc, event)
-        return doc
+        return fold(Document(*split_aggregate_id(aggregate_id)), (e for _, e in self.history(aggregate_id, to_version)))
 
     def stream(self) -> CommandStream:
         """A new processor-side stream of the command bus."""

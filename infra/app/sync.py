@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...commands.models import ApplyMutation, describe_validation_error
 from ...commands.results import CommandResult
-from ...domain.documents import ConflictResolved, Document, apply, split_aggregate_id
+from ...domain.documents import ConflictResolved, Document, fold, split_aggregate_id
 from ...domain.errors import InvalidInput
 from ...domain.hlc import PATTERN as HLC_PATTERN
 from ...domain.names import NAME, checked_name
@@ -258,11 +258,8 @@ def state_at(backbone: Backbone, stored: list[StoredEvent], version: int | None)
     """The document folded from ``stored`` up to ``version`` (all when None), as the client sees it."""
     if not stored:
         return {"version": 0, "data": {}, "deleted": False}
-    doc = Document(*split_aggregate_id(stored[0].aggregate_id))
-    for event in stored:
-        if version is not None and event.version > version:
-            break
-        doc = apply(doc, backbone.codec.decode_event(event))
+    upto = [s for s in stored if version is None or s.version <= version]
+    doc = fold(Document(*split_aggregate_id(stored[0].aggregate_id)), map(backbone.codec.decode_event, upto))
     return {"version": doc.version, "data": doc.data, "deleted": doc.deleted}
 
 

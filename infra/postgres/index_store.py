@@ -142,6 +142,13 @@ class PostgresIndexStore(IndexStore):
                 [partition, c.next_offset, c.last_offset, c.last_aggregate_id, c.last_version],
             )
 
+    def removal_hint(self, partition: int) -> str:
+        """The SQL that deletes the saved index of ``partition``."""
+        return (
+            f"DELETE FROM {self.schema}.kafka_index WHERE log_partition = {partition};"
+            f" DELETE FROM {self.schema}.kafka_index_checkpoints WHERE log_partition = {partition}"
+        )
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

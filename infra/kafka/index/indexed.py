@@ -224,12 +224,12 @@ class IndexedPartitions:
             log.warning("the saved index of %s-%s cannot be checked, reading from 0: %s", self.topic, partition, e)
             return
         self._unsaved_partitions.add(partition)
-        schema = self._saved.store.schema
         log.error(
             "the saved index of %s-%s does not match the topic (was it recreated?): reading it from offset 0;"
-            " once no process uses it, delete its rows: DELETE FROM %s.kafka_index WHERE log_partition = %s;"
-            " DELETE FROM %s.kafka_index_checkpoints WHERE log_partition = %s",
-            *(self.topic, partition, schema, partition, schema, partition),
+            " once no process uses it, delete it: %s",
+            self.topic,
+            partition,
+            self._saved.store.removal_hint(partition),
         )
 
     def _add_records(self, records: list[Incoming]) -> None:

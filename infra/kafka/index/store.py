@@ -60,5 +60,9 @@ class IndexStore(abc.ABC):
         """Index ``events`` of ``partition`` and move its checkpoint forward to ``checkpoint``, atomically."""
 
     @abc.abstractmethod
+    def removal_hint(self, partition: int) -> str:
+        """What an operator runs to delete the saved index of ``partition`` (named in a mismatch's log line)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the store's connections; later calls raise ``LogUnavailable``."""
