@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any, cast
 
-from eventsourcing.cipher import AESCipher
 from eventsourcing.compressor import ZlibCompressor
-from eventsourcing.utils import Environment
 
 from ...commands.models import Command, parse_command
 from ...commands.ports import Codec, Header
@@ -34,6 +32,7 @@ from ...domain.documents import (
 )
 from ...domain.errors import ConfigurationError, InvalidInput, UnknownSchema
 from ...domain.records import EventMeta, NewEvent, Position, StoredEvent
+from ..common.cipher import make_cipher
 from .schemas import (
     NAMESPACE,
     Record,
@@ -166,13 +165,6 @@ _EVENT_READERS: dict[str, Callable[[Record], DocumentEvent]] = {
 }
 
 
-def _cipher(key_id: str, key: str) -> AESCipher:
-    try:
-        return AESCipher(Environment(env={AESCipher.CIPHER_KEY: key}))
-    except (OSError, ValueError) as e:
-        raise ConfigurationError(f"cipher key {key_id!r} is not a base64 AES key of 16/24/32 bytes: {e}") from e
-
-
 class AvroCodec(Codec):
     """Commands as single-object Avro; event payloads as schemaless Avro, maybe compressed and encrypted."""
 
@@ -182,7 +174,7 @@ class AvroCodec(Codec):
         self._registry = default_registry()
         self._compress = compress
         self._compressor = ZlibCompressor()
-        self._ciphers = {key_id: _cipher(key_id, key) for key_id, key in (cipher_keys or {}).items()}
+        self._ciphers = {key_id: make_cipher(key_id, key) for key_id, key in (cipher_keys or {}).items()}
         if active_key_id is not None and active_key_id not in self._ciphers:
             known = ", ".join(sorted(self._ciphers)) or "none"
             raise ConfigurationError(f"active_key_id {active_key_id!r} is not among cipher_keys ({known})")

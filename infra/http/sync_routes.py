@@ -1,8 +1,8 @@
 """The ``/sync`` routes of the HTTP gateway: push, pull (long-poll), server-sent events, policies.
 
-Pull responses are compressed when the client accepts it: zstd (when the ``zstandard``
-package is installed) before gzip. Errors are the gateway's JSON error bodies: a
-malformed cursor or parameter is a 400, a body that does not validate a 422.
+Pull responses are compressed when the client accepts it: zstd before gzip. Errors are the
+gateway's JSON error bodies: a malformed cursor or parameter is a 400, a body that does not
+validate a 422.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import zstandard
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,11 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...domain.names import NAME
 from ...domain.policy_config import describe
 from ..app.sync import MAX_WAIT_S, SyncService
-
-try:  # optional: zstd is offered only where the package is installed
-    import zstandard
-except ImportError:  # pragma: no cover - depends on the environment
-    zstandard = None  # type: ignore[assignment]
 
 MIN_COMPRESS_BYTES = 256
 SSE_MAX_S = 300.0
@@ -42,11 +38,10 @@ class PushRequest(BaseModel):
 
 def encoders() -> dict[str, Callable[[bytes], bytes]]:
     """The content codings this server can produce, preferred first."""
-    found: dict[str, Callable[[bytes], bytes]] = {}
-    if zstandard is not None:
-        found["zstd"] = zstandard.ZstdCompressor(level=3).compress
-    found["gzip"] = lambda body: gzip.compress(body, compresslevel=6, mtime=0)
-    return found
+    return {
+        "zstd": zstandard.ZstdCompressor(level=3).compress,
+        "gzip": lambda body: gzip.compress(body, compresslevel=6, mtime=0),
+    }
 
 
 def accepted_codings(header: str) -> set[str]:
