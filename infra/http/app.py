@@ -25,7 +25,7 @@ from ..app.queries import parse_positions, parse_where
 from ..app.read_side import ReadSide
 from ..app.sync import SyncService
 from ..bootstrap import Backbone
-from ..runtime.processes import port_open
+from ..common.net import port_open
 from .sync_routes import sync_router
 
 STATUS_OF_REJECTION = {"version_conflict": 409, "rejected": 409}

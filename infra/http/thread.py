@@ -12,7 +12,7 @@ import uvicorn
 from ...domain.errors import ConfigurationError
 from ..app.read_side import ReadSide
 from ..bootstrap import Backbone
-from ..runtime.processes import free_port
+from ..common.net import free_port
 from .app import create_app
 
 

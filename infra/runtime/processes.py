@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,24 +18,9 @@ from pathlib import Path
 import psutil
 
 from ...domain.errors import ConfigurationError
+from ..common.net import free_port, port_open
 
 LOCAL_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def pg_reachable(dsn: str) -> bool:

@@ -23,8 +23,8 @@ from syncbackbone.domain.documents import DocumentCreated, DocumentPatched, aggr
 from syncbackbone.domain.records import EventMeta
 from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone
+from syncbackbone.infra.common.net import free_port
 from syncbackbone.infra.postgres.read_models.claims import lock_key
-from syncbackbone.infra.runtime.processes import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from syncbackbone.client.resilience import Backoff, CircuitBreaker
 from syncbackbone.domain.records import StoredEvent
 from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
+from syncbackbone.infra.common.net import port_open
 from syncbackbone.infra.http.app import create_app
-from syncbackbone.infra.runtime.processes import port_open
 from syncbackbone.infra.settings import load_settings
 
 

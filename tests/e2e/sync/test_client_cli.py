@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import user_env
 
-from syncbackbone.infra.runtime.processes import free_port
+from syncbackbone.infra.common.net import free_port
 
 from .harness import drop_namespace, serve
 

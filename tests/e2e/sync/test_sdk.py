@@ -12,7 +12,7 @@ from syncbackbone.client import SyncClient
 from syncbackbone.client.errors import CircuitOpen, ServerUnavailable
 from syncbackbone.client.resilience import Backoff, CircuitBreaker
 from syncbackbone.domain.errors import CommandRejected
-from syncbackbone.infra.runtime.processes import free_port
+from syncbackbone.infra.common.net import free_port
 
 from .harness import SyncServer, new_client, sync_server
 

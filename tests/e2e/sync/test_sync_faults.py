@@ -21,7 +21,7 @@ from support import user_env
 from syncbackbone.client import SyncClient
 from syncbackbone.client.errors import ServerUnavailable
 from syncbackbone.client.resilience import Backoff, CircuitBreaker
-from syncbackbone.infra.runtime.processes import free_port
+from syncbackbone.infra.common.net import free_port
 
 from .harness import (
     SyncServer,
