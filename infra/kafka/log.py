@@ -18,7 +18,8 @@ import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from ...commands.ports import Codec, EventLog
-from ...domain.errors import ConcurrencyConflict, LogError, WriterFenced
+from ...commands.versions import check_next_versions
+from ...domain.errors import LogError, WriterFenced
 from ...domain.records import NewEvent, Position, StoredEvent
 from ..avro.codec import encode_envelope, record_headers
 from ..common.partitioning import partition_for
@@ -90,17 +91,8 @@ class KafkaEventLog(EventLog):
     def validate(self, events: Sequence[NewEvent]) -> None:
         """Raise ConcurrencyConflict unless each event is its aggregate's next version (batch included).
         Checks the index, which is authoritative for owned partitions only."""
-        latest: dict[str, int] = {}
         self._index.know(e.aggregate_id for e in events)
-        for e in events:
-            current = latest.get(e.aggregate_id)
-            if current is None:
-                current = self._index[self.partition_for(e.aggregate_id)].version(e.aggregate_id)
-            if e.version != current + 1:
-                raise ConcurrencyConflict(
-                    f"{e.aggregate_id} version {e.version} cannot be appended: the next version is {current + 1}"
-                )
-            latest[e.aggregate_id] = e.version
+        check_next_versions(events, lambda agg: self._index[self.partition_for(agg)].version(agg))
 
     def record(self, event: NewEvent, timestamp_ms: int) -> Outgoing:
         """The record of ``event`` in its partition of ``<ns>.events``."""
