@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..domain.documents import aggregate_id
 from ..domain.errors import InvalidInput
 from ..domain.hlc import PATTERN as HLC_PATTERN
-from ..domain.names import NAME
+from ..domain.names import NAME, QUALIFIED_NAME
 
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
@@ -31,7 +31,7 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=200, pattern=TEXT)
-    collection: str = Field(pattern=NAME)
+    collection: str = Field(pattern=QUALIFIED_NAME)
     id: str = Field(pattern=NAME)
     expected_version: int | None = Field(default=None, ge=0)
     actor: str | None = Field(default=None, max_length=200, pattern=TEXT)

@@ -14,6 +14,9 @@ adapters translate driver errors into these (``raise LogUnavailable(...) from e`
     │   ├── WriterFenced            this writer lost ownership of the partition (stale owner)
     │   └── LogUnavailable          the broker or the database cannot be reached (transient)
     ├── ConfigurationError          settings that cannot work, named with what to change
+    ├── Unauthenticated             no credentials, or credentials that cannot be verified (HTTP 401)
+    ├── Forbidden                   a verified caller that may not do this (HTTP 403)
+    ├── RateLimited                 a caller over its rate or stream limit (HTTP 429; ``retry_after_s``)
     └── ResultTimeout               no command result arrived in time
 """
 
@@ -71,3 +74,19 @@ class ConfigurationError(SyncBackboneError):
 
 class ResultTimeout(SyncBackboneError):
     """No command result arrived before the timeout."""
+
+
+class Unauthenticated(SyncBackboneError):
+    """No credentials, or credentials that cannot be verified (expired, badly signed, malformed)."""
+
+
+class Forbidden(SyncBackboneError):
+    """A verified caller that is not allowed to do what it asked."""
+
+
+class RateLimited(SyncBackboneError):
+    """A caller over its rate limit or its number of open streams; try again after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

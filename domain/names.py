@@ -15,6 +15,12 @@ NAME = r"^[A-Za-z0-9_.:@-]{1,200}$"
 """A collection, document id or client name: 1-200 letters, digits or any of ``_.:@-``."""
 NAMESPACE = r"^[a-z][a-z0-9_]{0,40}$"
 """A namespace: a lower-case letter, then up to 40 lower-case letters, digits or ``_``."""
+TENANT = r"^[A-Za-z0-9_.:@-]{1,64}$"
+"""A tenant: 1-64 letters, digits or any of ``_.:@-``."""
+TENANT_SEPARATOR = "~"
+"""Joins a tenant and a collection into the collection the log and the read models hold."""
+QUALIFIED_NAME = r"^(?:[A-Za-z0-9_.:@-]{1,64}~)?[A-Za-z0-9_.:@-]{1,200}$"
+"""A collection as commands carry it: ``tenant~collection`` for a tenant's data, or a bare name."""
 PROJECTION = r"^[a-z][a-z0-9_]{0,30}$"
 """A projection name: a lower-case letter, then up to 30 lower-case letters, digits or ``_``."""
 
@@ -42,3 +48,13 @@ def checked_projection(name: str) -> str:
     if not _PROJECTION.match(name):
         raise ConfigurationError(f"projection name {name[:60]!r} must be lower-case letters, digits and '_'")
     return name
+
+
+def qualified(tenant: str, collection: str) -> str:
+    """The collection ``collection`` of ``tenant`` as the log holds it (unchanged without a tenant)."""
+    return f"{tenant}{TENANT_SEPARATOR}{collection}" if tenant else collection
+
+
+def unqualified(collection: str) -> str:
+    """The collection as its tenant names it (``tenant~notes`` -> ``notes``)."""
+    return collection.rpartition(TENANT_SEPARATOR)[2]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from .documents import Document, DocumentEvent
 from .errors import VersionConflict
 from .mutations import BaseLoader, Change, no_base, plain
+from .names import unqualified
 
 
 class ConflictPolicy(ABC):
@@ -57,5 +58,5 @@ class PolicyBook:
         self._per_collection = dict(per_collection or {})
 
     def for_collection(self, collection: str) -> ConflictPolicy:
-        """The policy that governs ``collection``."""
-        return self._per_collection.get(collection, self._default)
+        """The policy that governs ``collection`` (a tenant's ``tenant~notes`` is governed as ``notes``)."""
+        return self._per_collection.get(unqualified(collection), self._default)
