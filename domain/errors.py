@@ -8,7 +8,8 @@ adapters translate driver errors into these (``raise LogUnavailable(...) from e`
     │   ├── CommandRejected         a business rule refuses it (e.g. patch of a missing document)
     │   └── VersionConflict         expected_version differs from the aggregate's (carries current)
     ├── InvalidInput                input that is malformed: bad JSON, failed validation, unknown type
-    │   └── UnknownSchema           a record whose writer schema is not in schemas/
+    │   ├── UnknownSchema           a record whose writer schema is not in schemas/
+    │   └── TooLarge                input over a size limit (HTTP 413)
     ├── LogError                    the event log or the bus refused or failed an operation
     │   ├── ConcurrencyConflict     an append found an (aggregate, version) already taken
     │   ├── WriterFenced            this writer lost ownership of the partition (stale owner)
@@ -50,6 +51,10 @@ class InvalidInput(SyncBackboneError):
 
 class UnknownSchema(InvalidInput):
     """A record whose writer schema (type or fingerprint) is unknown."""
+
+
+class TooLarge(InvalidInput):
+    """Input over a size limit (a body, a document)."""
 
 
 class LogError(SyncBackboneError):
