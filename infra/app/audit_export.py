@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...domain.errors import InvalidInput
+from ..common.text import spreadsheet_safe
 from .replay import HistoryEntry
 
 FORMATS = ("jsonl", "csv")
@@ -71,6 +72,6 @@ def write_csv(entries: Iterable[HistoryEntry], f: Any) -> Exported:
     for entry in entries:
         row = entry.as_dict()
         row["change"] = "" if row["change"] is None else json.dumps(row["change"], ensure_ascii=False)
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         rows, unreadable = rows + 1, unreadable + (entry.error is not None)
     return Exported(rows, unreadable)

@@ -21,6 +21,7 @@ from ..app.audit_export import FORMATS, export
 from ..app.replay import CHUNK_AGGREGATES, Replay, ReplayService, parse_time
 from ..bootstrap import Backbone
 from ..common.progress import Progress
+from ..common.text import printable
 
 
 def add_replay_commands(sub: Any) -> None:
@@ -46,7 +47,7 @@ def add_replay_commands(sub: Any) -> None:
 def replay_cmd(backbone: Backbone, args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of, "--as-of") if args.as_of else None
     result = ReplayService.of(backbone).replay(args.aggregate_id, as_of, args.to_version)
-    print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else human(result))
+    print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else printable(human(result)))
     return report(result.problems)
 
 
@@ -68,7 +69,7 @@ def human(result: Replay) -> str:
 
 def report(problems: list[str]) -> int:
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {printable(problem)}", file=sys.stderr)
     return 1 if problems else 0
 
 
