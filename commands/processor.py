@@ -35,6 +35,14 @@ MAX_EVENT_BYTES = 512 * 1024  # well under Kafka's default 1 MB record limit, en
 ResultsListener = Callable[[Sequence[CommandResult]], None]
 
 
+HANDLER_FAILED = "the command could not be handled; it was dead-lettered with the details"
+
+
+def public_reason(error: Exception, otherwise: str) -> str:
+    """What a submitter is told: our own errors say what is wrong; anything else, only ``otherwise``."""
+    return str(error) if isinstance(error, SyncBackboneError) else otherwise
+
+
 class CommandProcessor:
     """Consumes owned command partitions and turns commands into events and results."""
 
@@ -127,7 +135,8 @@ class CommandProcessor:
                 outcome.dead.append(dead_letter(record, e))
                 command_id = header(record, "command_id")
                 if command_id and len(command_id) <= 200 and "\x00" not in command_id:  # tell a waiting submitter
-                    outcome.answered.append(rejected(command_id, (record.key or "")[:400], 0, str(e), "invalid"))
+                    reason = public_reason(e, "the command could not be decoded; it was dead-lettered")
+                    outcome.answered.append(rejected(command_id, (record.key or "")[:400], 0, reason, "invalid"))
         return decoded
 
     def _warm_cache(self, aggregate_ids: set[str]) -> None:
@@ -153,7 +162,7 @@ class CommandProcessor:
             log.exception("handler failed on command %s", cmd.command_id)
             outcome.dead.append(dead_letter(record, e))
             outcome.answered.append(
-                rejected(cmd.command_id, cmd.aggregate_id, doc.version, f"handler failed: {e}", "dead_lettered")
+                rejected(cmd.command_id, cmd.aggregate_id, doc.version, HANDLER_FAILED, "dead_lettered")
             )
             return
         try:
