@@ -8,6 +8,8 @@ snapshots, index checkpoints and read models. Nothing here does I/O at import ti
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..commands.ports import CommandBus, CommandStream, SnapshotStore
 from ..commands.snapshots import Snapshots
 from ..projections.projection import Registry
@@ -16,6 +18,7 @@ from .app.feed import LogFeed
 from .app.read_side import ReadSide
 from .avro.codec import AvroCodec
 from .avro.upcasting import UpcastingCodec
+from .kafka.brokers import Connector, broker_profile
 from .kafka.client import Connect
 from .postgres.database import open_pool
 from .postgres.read_models.claims import AdvisoryLockClaims
@@ -41,10 +44,12 @@ def make_codec(settings: Settings) -> AvroCodec:
 
 
 def kafka_connect(settings: Settings) -> Connect:
-    """How the Kafka log, bus and stream make their client (the one place to plug in another library)."""
+    """How the Kafka log, bus and stream make their client (the one place to plug in another library), and the
+    profile of the broker they talk to (SYNC_KAFKA_BROKER)."""
     from .kafka.kafka_python.client import KafkaPythonClient
 
-    return KafkaPythonClient
+    broker = broker_profile(settings.kafka_broker, settings.marker_min_interval_ms)
+    return Connector(partial(KafkaPythonClient, hole_patience_s=broker.hole_patience_s), broker)
 
 
 class Adapters(Wiring):

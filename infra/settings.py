@@ -8,7 +8,7 @@ environment variable is ``SYNC_`` + the field name in upper case. Secret fields 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         default=10_000,
         ge=0,
         description="Kafka: save the partition index every N events (`0`: never, restarts read from offset 0)",
+    )
+    kafka_broker: Literal["kafka", "tansu"] = Field(
+        default="kafka", description="Kafka: the broker's profile (`tansu`: the test broker's workarounds)"
+    )
+    marker_min_interval_ms: int = Field(
+        default=1000, ge=0, description="Kafka on `tansu`: at most one catch-up marker per partition per N ms"
     )
 
     @property

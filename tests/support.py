@@ -14,7 +14,7 @@ from syncbackbone.infra.kafka.client import Connect
 from syncbackbone.infra.postgres.database import drop_namespace
 from syncbackbone.infra.settings import load_settings
 
-__all__ = ["DelegatingLog", "cli", "default_connect", "drop_namespace", "shell_env", "user_env"]
+__all__ = ["TEST_BROKER", "DelegatingLog", "cli", "default_connect", "drop_namespace", "shell_env", "user_env"]
 
 
 def default_connect() -> Connect:
@@ -34,9 +34,14 @@ def cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.Com
     )
 
 
+TEST_BROKER = "tansu"
+"""The broker profile (SYNC_KAFKA_BROKER) of every setting the tests build: their Kafka broker is Tansu."""
+
+
 def shell_env(**more: str) -> dict[str, str]:
-    """This process's environment without SYNC_* variables, plus ``more``."""
-    return dict({k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}, **more)
+    """This process's environment without SYNC_* variables but the tests' broker profile, plus ``more``."""
+    outside = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    return {**outside, "SYNC_KAFKA_BROKER": TEST_BROKER, **more}
 
 
 def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:

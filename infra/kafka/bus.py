@@ -21,7 +21,8 @@ from ...domain.errors import LogError
 from ..avro.codec import command_headers, decode_result, encode_result
 from ..common.bounded import trim
 from ..common.partitioning import partition_for
-from .client import Connect, Incoming, KafkaClient, Outgoing, is_marker, read_until
+from .brokers import BrokerProfile, is_marker
+from .client import Connect, Incoming, KafkaClient, Outgoing
 from .partitions import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,9 @@ def dead_letter_of(record: Incoming) -> DeadLetter | None:
 
 
 class ResultWatcher:
-    """A thread reading every partition of ``<ns>.command-results`` from its end at start; it keeps the
-    first result of each command id since it was last sent (raw, decoded when asked for)."""
+    """A thread reading every partition of ``<ns>.command-results`` from its end at start (ListOffsets: results are
+    written in transactions, so even Tansu answers it exactly); it keeps the first result of each command id since
+    it was last sent (raw, decoded when asked for)."""
 
     def __init__(self, client: KafkaClient, topic: str, partitions: int) -> None:
         self._reader = client.reader()
@@ -158,6 +160,7 @@ class KafkaCommandBus(CommandBus):
         self._group = processor_group or f"{namespace}.processor"
         self._own_client = client is None
         self._client = client or connect(bootstrap)
+        self._broker: BrokerProfile = connect.broker
         self._partitions = ensure_topics(self._client, self.topics, partitions)
         self._results = ResultWatcher(self._client, self.topics.results, self._partitions)
 
@@ -186,11 +189,12 @@ class KafkaCommandBus(CommandBus):
         partitions = list(range(self._partitions))
         reader = self._client.reader()
         try:
-            ends = self._client.end_offsets(self.topics.dlq, partitions)
-            reader.assign(self.topics.dlq, partitions)
+            dlq = self.topics.dlq
+            ends = self._client.end_offsets(dlq, partitions)
+            reader.assign(dlq, partitions)
             for p in partitions:
                 reader.seek(p, 0)
-            records = [r for r in read_until(reader, ends) if not is_marker(r)]
+            records = [r for r in self._broker.read_to_end(self._client, reader, dlq, ends) if not is_marker(r)]
         finally:
             reader.close()
         records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))

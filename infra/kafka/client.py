@@ -1,28 +1,44 @@
-"""The seam between the Kafka adapters and a Kafka client library.
+"""The seam between the Kafka adapters and a Kafka client library: Kafka's contract, nothing else.
 
-``kafka_log``, ``kafka_bus`` and ``kafka_stream`` see only the abstract classes here; the
-implementation is ``kafka_python.py`` (kafka-python); another library plugs in by implementing
-them and being returned by ``bootstrap.kafka_connect``.
-Implementations raise our errors: fencing as WriterFenced, timeouts and lost brokers as
-LogUnavailable, anything else as LogError. The catch-up marker (the workaround for Tansu's
-wrong ListOffsets high watermark) lives here because it only needs the seam.
+``log``, ``bus``, ``stream`` and ``index/`` see only the abstract classes here; the implementation
+is ``kafka_python/`` (kafka-python); another library plugs in by implementing them and being
+returned by ``bootstrap.kafka_connect``. Every method states what Kafka does; where a broker
+departs from it, the broker profile (``brokers.py``, chosen by SYNC_KAFKA_BROKER) says so and
+holds the workaround. Implementations raise our errors: fencing as WriterFenced, timeouts and lost
+brokers as LogUnavailable (a transaction call that did not finish in time as TransactionTimedOut),
+anything else as LogError.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from ...domain.errors import LogUnavailable
 
+if TYPE_CHECKING:
+    from .brokers import BrokerProfile
+
 Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
-Connect = Callable[[str], "KafkaClient"]
-"""Makes the client of a bootstrap address (e.g. ``KafkaPythonClient``)."""
-MARKER = ("type", b"__marker__")
+
+
+class TransactionTimedOut(LogUnavailable):
+    """A commit, abort or send-offsets that did not finish in time: the transaction's outcome is unknown."""
+
+
+class Connect(Protocol):
+    """How the Kafka adapters reach a cluster: a client library (``KafkaPythonClient``) and the broker's profile."""
+
+    @property
+    def broker(self) -> BrokerProfile:
+        """The profile of the broker behind the bootstrap address."""
+
+    def __call__(self, bootstrap: str) -> KafkaClient:
+        """A new client of the cluster at ``bootstrap``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +67,7 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class GroupTimeouts:
-    """Consumer-group liveness (Tansu makes joins wait the rebalance timeout: keep them short in tests)."""
+    """Consumer-group liveness: how soon a silent or stuck member is dropped and its partitions reassigned."""
 
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
@@ -59,7 +75,9 @@ class GroupTimeouts:
 
 
 class Reader(ABC):
-    """Reads the partitions it is assigned from the offsets it is told (committed transactions only)."""
+    """Reads the partitions it is assigned from the offsets it is told, ``read_committed``: it returns only records
+    of committed transactions (and plain ones), and never goes past the first record of a transaction still open
+    (the last stable offset). Its position never moves past a record it has not returned."""
 
     @abstractmethod
     def assign(self, topic: str, partitions: Sequence[int]) -> None:
@@ -71,7 +89,8 @@ class Reader(ABC):
 
     @abstractmethod
     def position(self, partition: int) -> int:
-        """The offset of the next record that will be read from ``partition``, or a lower bound of it."""
+        """The offset of the next record ``poll`` returns from ``partition``: one past the last one it returned, or
+        past offsets that hold no record to return (transaction markers, aborted records)."""
 
     @abstractmethod
     def poll(self, timeout_s: float, max_records: int = 5000) -> list[Incoming]:
@@ -127,15 +146,18 @@ class TransactionalWriter(ABC):
 
     @abstractmethod
     def send_offsets(self, group: GroupReader, topic: str, offsets: Mapping[int, int], timeout_s: float) -> None:
-        """Make committing ``group``'s next offsets of ``topic`` part of the open transaction."""
+        """Make committing ``group``'s next offsets of ``topic`` part of the open transaction (WriterFenced or
+        TransactionTimedOut as ``commit``)."""
 
     @abstractmethod
     def commit(self, timeout_s: float) -> None:
-        """Commit the open transaction within ``timeout_s``, else raise WriterFenced."""
+        """Commit the open transaction: WriterFenced if another writer took over, TransactionTimedOut if the broker
+        did not answer within ``timeout_s``."""
 
     @abstractmethod
     def abort(self, timeout_s: float) -> None:
-        """Abort the open transaction within ``timeout_s``, else raise WriterFenced."""
+        """Abort the open transaction: WriterFenced if another writer took over, TransactionTimedOut if the broker
+        did not answer within ``timeout_s``."""
 
     @abstractmethod
     def close(self) -> None:
@@ -163,7 +185,8 @@ class KafkaClient(ABC):
 
     @abstractmethod
     def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        """Per partition, an offset past every record committed before this call: read up to it to catch up."""
+        """ListOffsets, ``read_committed``: per partition, its last stable offset (past every record committed before
+        this call, and not past an open transaction's first record). Appends nothing."""
 
     @abstractmethod
     def reader(self, max_fetch_bytes: int | None = None) -> Reader:
@@ -184,11 +207,6 @@ class KafkaClient(ABC):
         """Release the shared connections."""
 
 
-def is_marker(record: Incoming) -> bool:
-    """Whether ``record`` is a catch-up marker (empty value, header type=__marker__), which readers skip."""
-    return not record.value and MARKER in record.headers
-
-
 def read_until(reader: Reader, ends: Mapping[int, int], timeout_s: float = 30.0) -> Iterator[Incoming]:
     """The records of the assigned partitions until each partition's position reaches its end in ``ends``."""
     pending = {p: end for p, end in ends.items() if reader.position(p) < end}
@@ -199,14 +217,3 @@ def read_until(reader: Reader, ends: Mapping[int, int], timeout_s: float = 30.0)
             raise LogUnavailable(f"partitions could not be read to their end in {timeout_s} s ({where})")
         yield from reader.poll(0.1)
         pending = {p: end for p, end in pending.items() if reader.position(p) < end}
-
-
-# --- Tansu quirk: the end of a partition is found with a marker, never with ListOffsets ---------------
-
-
-def append_end_markers(client: KafkaClient, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-    """Tansu's ListOffsets high watermark is too low after batched produce, so it is never asked: we append
-    an empty marker record to each partition and read up to it (readers skip markers)."""
-    headers = (MARKER, ("marker_id", uuid.uuid4().hex.encode()))
-    offsets = client.produce([Outgoing(topic, p, b"", None, headers) for p in partitions])
-    return {p: offset + 1 for p, offset in zip(partitions, offsets, strict=True)}

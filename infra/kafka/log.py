@@ -1,14 +1,15 @@
 """The Kafka event log: topic ``<ns>.events``, key = aggregate id, one transactional writer per partition.
 
-Offsets are Kafka's: strictly increasing per partition, with gaps (transaction markers and
-catch-up markers take offsets). ``end_offset`` is one past the last event. Reads go through an
-index per partition (``kafka_indexed.py``), built by reading it in log order and validating
-every record (G8): the first record of an (aggregate, version) wins and a version that is not
-its aggregate's next one is skipped, so the log reads the same everywhere even on a broker that
-shows aborted transactions (Tansu). The owner of a partition (the writer that claimed it,
-fencing the one before) trusts its own index; everyone else catches the partition up before
-each read. With an index store the index is saved in PostgreSQL now and then, so a restart
-reads only what came after the last checkpoint.
+Offsets are Kafka's: strictly increasing per partition, with gaps (transaction markers and,
+under the ``tansu`` broker profile, catch-up markers take offsets). ``end_offset`` is one past the
+last event. Reads go through an index per partition (``index/indexed.py``), built by reading it
+in log order and validating every record (G8): the first record of an (aggregate, version) wins
+and a version that is not its aggregate's next one is skipped, so the log reads the same
+everywhere even on a broker that shows aborted transactions. The owner of a partition (the
+writer that claimed it, fencing the one before) trusts its own index; everyone else catches the
+partition up to its end before each read, the way the broker profile (``brokers.py``) finds it.
+With an index store the index is saved in PostgreSQL now and then, so a restart reads only what
+came after the last checkpoint.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class KafkaEventLog(EventLog):
         self.topics = Topics.of(namespace)
         self._own_client = client is None
         self._client = client or connect(bootstrap)
+        self._broker = connect.broker
         self._partitions = ensure_topics(self._client, self.topics, partitions)
         self._store = index_store
         self._index = self._indexed(checkpoint_every)
@@ -110,11 +112,12 @@ class KafkaEventLog(EventLog):
     def _indexed(self, checkpoint_every: int) -> IndexedPartitions:
         """An index of the events topic, reading and saving checkpoints through the index store if any."""
         saved = SavedEvents(self._store, self._client, self.topics.events) if self._store else None
-        return IndexedPartitions(self._client, self.topics.events, self._partitions, saved, checkpoint_every)
+        events = self.topics.events
+        return IndexedPartitions(self._client, self._broker, events, self._partitions, saved, checkpoint_every)
 
     def abandon(self, partition: int, error: BaseException) -> None:
-        """After a failed transaction: abort it and re-read the partition (a broker may show aborted
-        records, which readers then take as valid), or give up the partition if it cannot be aborted."""
+        """After a failed transaction: abort it (and on a broker that shows aborted records, which readers then
+        take as written, re-read the partition), or give up the partition if it cannot be aborted."""
         with self.lock:
             if partition not in self._writers:
                 return
@@ -123,7 +126,8 @@ class KafkaEventLog(EventLog):
                 return
             try:
                 self._writers[partition].abort(COMMIT_TIMEOUT_S)
-                self._index.catch_up([partition])
+                if self._broker.shows_aborted_records:
+                    self._index.catch_up([partition])
             except LogError:
                 self._lose(partition)
 
@@ -210,7 +214,7 @@ class KafkaEventLog(EventLog):
         wanted = sorted(set(partitions))
         if not wanted:
             return
-        writers = {p: self._client.writer(f"{self.namespace}.writer-p{p}") for p in wanted}
+        writers = {p: self._broker.writer(self._client, f"{self.namespace}.writer-p{p}") for p in wanted}
         try:
             parallel([w.init for w in writers.values()])
             self._index.catch_up(wanted)
@@ -243,8 +247,8 @@ class KafkaEventLog(EventLog):
         raise AssertionError("unreachable")
 
     def _landed(self, events: list[NewEvent]) -> list[StoredEvent]:
-        """The leading ``events`` that readers take as written: records of our fenced transaction that
-        the broker showed anyway (Tansu does not hide aborted transactions) won their versions."""
+        """The leading ``events`` that readers take as written: records of our failed transaction that won their
+        versions (its commit went through after all, or the broker shows aborted records)."""
         landed = []
         for e in events:
             found = self._index[self.partition_for(e.aggregate_id)].at_version(e.aggregate_id, e.version)

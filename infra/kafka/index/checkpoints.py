@@ -1,8 +1,8 @@
 """Saving a Kafka log's partition index: what is saved is what a fresh reader of the log would find.
 
 The index a log holds in memory is not always what a fresh reader finds: an owner adds its own
-committed events without reading the log, so a record that landed in between (a fenced writer's
-on a broker that shows those, like Tansu) is in the log but not in its memory. Saving that
+committed events without reading the log, so a record that landed in between (an aborted one of a
+fenced writer, on a broker that shows those: ``../brokers.py``) is in the log but not in its memory. Saving that
 memory would give restarted readers a different history than the log. So a checkpoint is made
 by a second index, the verifier, that reads each partition from the last saved checkpoint to
 the end, validating in log order like any reader; it saves that, and the log then drops from

@@ -1,12 +1,13 @@
 """The read side of the Kafka log: every partition's validated index, caught up on demand.
 
 Each partition of ``<ns>.events`` is read in log order into a ``PartitionIndex`` (G8: the first
-record of an (aggregate, version) wins). With an index store (``kafka_index.py``) the index is
-saved every ``checkpoint_every`` events and on close, and then dropped from memory; a partition never read
+record of an (aggregate, version) wins), up to its end as the broker profile finds it
+(``../brokers.py``). With an index store (``store.py``) the index is saved every
+``checkpoint_every`` events and on close, and then dropped from memory; a partition never read
 before starts at its saved checkpoint, so only the records after it are read. Events below the
-checkpoint are located in PostgreSQL and fetched by offset (``kafka_saved.py``). Without a
-store, every partition is read from offset 0 and held in memory whole. Saving is
-``kafka_checkpoints.py``'s. Callers hold ``lock`` around every method but ``save`` and ``close``.
+checkpoint are located in PostgreSQL and fetched by offset (``saved.py``). Without a store,
+every partition is read from offset 0 and held in memory whole. Saving is ``checkpoints.py``'s.
+Callers hold ``lock`` around every method but ``save`` and ``close``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from ....domain.errors import InvalidInput, LogError
 from ....domain.records import Position, StoredEvent
 from ...avro.codec import decode_envelope
 from ...common.partitioning import partition_for
-from ..client import Incoming, KafkaClient, is_marker, read_until
+from ..brokers import BrokerProfile, is_marker
+from ..client import Incoming, KafkaClient
 from ..partitions import PartitionIndex
 from .saved import SavedEvents
 from .store import Checkpoint, IndexStore
@@ -36,10 +38,16 @@ class IndexedPartitions:
     """The index of each partition of one events topic, and the saved checkpoints it starts from."""
 
     def __init__(
-        self, client: KafkaClient, topic: str, partitions: int, saved: SavedEvents | None, checkpoint_every: int = 0
+        self,
+        client: KafkaClient,
+        broker: BrokerProfile,
+        topic: str,
+        partitions: int,
+        saved: SavedEvents | None,
+        checkpoint_every: int = 0,
     ) -> None:
         self.topic, self.lock = topic, threading.RLock()
-        self._client, self._reader, self._saved = client, client.reader(), saved
+        self._client, self._broker, self._reader, self._saved = client, broker, client.reader(), saved
         self._index = [PartitionIndex() for _ in range(partitions)]
         self._every, self._unsaved = checkpoint_every, 0
         self.pause_s = 0.0
@@ -65,7 +73,7 @@ class IndexedPartitions:
         for p in partitions:
             self._reader.seek(p, self._index[p].next_offset)
         chunk: list[Incoming] = []
-        for record in read_until(self._reader, ends):
+        for record in self._broker.read_to_end(self._client, self._reader, self.topic, ends):
             chunk.append(record)
             if len(chunk) == CHUNK:
                 self._add_records(chunk)

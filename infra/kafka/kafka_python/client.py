@@ -1,7 +1,9 @@
-"""The kafka-python implementation of the Kafka client seam (``kafka_client.py``).
+"""The kafka-python implementation of the Kafka client seam (``../client.py``).
 
-Every kafka-python workaround for a quirk of the Tansu test broker lives in the section
-"Tansu quirks" below, but for the one in ``kafka_python_holes.py``.
+It does what the seam says Kafka does. The workarounds for a broker's departures that need
+kafka-python's insides live in the section "Broker workarounds" below and in ``holes.py``; the
+broker profile (``../brokers.py``) chooses them: a commit, abort or send-offsets is bounded by its
+timeout (TransactionTimedOut after it), and readers wait at fetch holes for ``hole_patience_s``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..client import (
     Partitions,
     Reader,
     TransactionalWriter,
-    append_end_markers,
+    TransactionTimedOut,
 )
 from .holes import fill_holes
 
@@ -81,11 +83,12 @@ def offsets_of(futures: Sequence[Any], what: str) -> list[int]:
     return [future.value.offset for future in futures]
 
 
-# --- Tansu quirks: every kafka-python workaround for the test broker lives in this section ------------
+# --- Broker workarounds: the ones that need kafka-python's insides (the broker profile chooses) ---------
 
 
 class QuirkTolerantAdmin(KafkaAdminClient):  # type: ignore[misc]
-    """Tansu answers DescribeGroups with authorized-operation bits kafka-python cannot parse: drop them."""
+    """Tansu answers DescribeGroups with authorized-operation bits kafka-python cannot parse: drop them (we never
+    read them, so this is harmless under every broker)."""
 
     def _process_acl_operations(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj["authorized_operations"] = None
@@ -93,15 +96,14 @@ class QuirkTolerantAdmin(KafkaAdminClient):  # type: ignore[misc]
 
 
 def bounded_wait(producer: KafkaProducer, begin: Callable[[], Any], what: str, timeout_s: float) -> None:
-    """On Tansu a fenced producer's commit, abort or send-offsets hangs forever (the broker drops the
-    connection, kafka-python retries without end): start the request ourselves, wait at most ``timeout_s``
-    and treat a timeout as fencing."""
+    """Start a commit, abort or send-offsets ourselves and wait at most ``timeout_s`` for it (kafka-python's own
+    calls retry without end when a broker drops the connection, as Tansu does to a fenced producer)."""
     with translated(what):
         result = begin()
         producer._sender.wakeup()
         finished = result.wait(timeout_ms=timeout_s * 1000)
     if not finished:
-        raise WriterFenced(f"{what} did not finish within {timeout_s} s: treating this writer as fenced")
+        raise TransactionTimedOut(f"{what} did not finish within {timeout_s} s")
 
 
 # --- kafka-python ------------------------------------------------------------------------------------------
@@ -230,13 +232,17 @@ class KafkaPythonWriter(TransactionalWriter):
 
 
 class KafkaPythonClient(KafkaClient):
-    """KafkaClient on kafka-python 3.x: one shared admin client and idempotent producer, made on first use."""
+    """KafkaClient on kafka-python 3.x: one shared admin client, idempotent producer and ListOffsets consumer, made on
+    first use. With ``hole_patience_s`` its readers wait that long at a hole in a fetch response (``holes.py``)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, hole_patience_s: float | None = None) -> None:
         self.bootstrap = bootstrap
+        self.hole_patience_s = hole_patience_s
         self._lock = threading.Lock()
+        self._offsets_lock = threading.Lock()
         self._admin_client: QuirkTolerantAdmin | None = None
         self._producer: KafkaProducer | None = None
+        self._offsets: KafkaConsumer | None = None
 
     def _admin(self) -> QuirkTolerantAdmin:
         with self._lock, translated(f"connecting to Kafka at {self.bootstrap}"):
@@ -270,11 +276,15 @@ class KafkaPythonClient(KafkaClient):
         return offsets_of(futures, "producing")
 
     def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        return append_end_markers(self, topic, list(partitions))
+        with self._offsets_lock, translated(f"listing the end offsets of {topic}"):
+            self._offsets = self._offsets or KafkaConsumer(bootstrap_servers=self.bootstrap, **CONSUME)
+            found = self._offsets.end_offsets([TopicPartition(topic, p) for p in partitions], TIMEOUT_MS)
+        return {tp.partition: int(offset) for tp, offset in found.items()}
 
     def _consumer(self, **config: Any) -> KafkaConsumer:
         with translated(f"connecting to Kafka at {self.bootstrap}"):
-            return fill_holes(KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config}))
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config})
+        return consumer if self.hole_patience_s is None else fill_holes(consumer, self.hole_patience_s)
 
     def reader(self, max_fetch_bytes: int | None = None) -> Reader:
         sized = {} if max_fetch_bytes is None else {"max_partition_fetch_bytes": max_fetch_bytes}
@@ -298,3 +308,7 @@ class KafkaPythonClient(KafkaClient):
             if self._admin_client is not None:
                 self._admin_client.close()
             self._producer = self._admin_client = None
+        with self._offsets_lock:
+            if self._offsets is not None:
+                self._offsets.close(autocommit=False)
+            self._offsets = None

@@ -1,4 +1,4 @@
-"""Tansu quirk: a ``read_committed`` fetch that leaves out a transaction still being committed.
+"""Waiting at a hole in a ``read_committed`` fetch: Tansu's, chosen by its broker profile (``../brokers.py``).
 
 Kafka holds ``read_committed`` readers at the last stable offset: nothing at or past the first record
 of an open transaction is returned until it ends. Tansu 0.6 now and then instead leaves the open
@@ -9,7 +9,7 @@ position past the hole, and that reader never sees the transaction; a fresh read
 Our topics are never compacted, so batches follow each other without a hole; a response with a hole
 is that quirk. ``fill_holes`` makes a consumer cut such a response at the hole, so the partition is
 fetched again from there until the broker fills it, which is how Kafka would hold the reader. A hole
-still there after ``PATIENCE_S`` is taken as real and read past, with a warning.
+still there after the profile's ``hole_patience_s`` is taken as real and read past, with a warning.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
-PATIENCE_S = 20.0
 
 
 class Holes:
@@ -68,7 +67,7 @@ class UpToHole:
         return getattr(self._records, name)
 
 
-def fill_holes(consumer: KafkaConsumer, patience_s: float = PATIENCE_S) -> KafkaConsumer:
+def fill_holes(consumer: KafkaConsumer, patience_s: float) -> KafkaConsumer:
     """Make ``consumer`` cut every fetch response at its first hole (see the module docstring)."""
     fetcher = consumer._fetcher
     holes = Holes(patience_s)
