@@ -1,5 +1,5 @@
-"""The ``syncbackbone`` command line: demo, stop-embedded, serve, submit, dlq, bench, query, rebuild, verify,
-projections, replay, snapshot, audit.
+"""The ``syncbackbone`` command line: demo, stop-embedded, config, serve, submit, dlq, bench, query, rebuild,
+verify, projections, replay, snapshot, audit.
 
 Errors a user can fix are printed as one line naming what is wrong and what to
 do, with exit code 2; no traceback reaches the user for their mistake.
@@ -22,6 +22,7 @@ from ...domain.errors import InvalidInput, SyncBackboneError
 from ..bootstrap import Backbone, bootstrap
 from ..settings import load_settings
 from .client import add_client_commands, run_client
+from .config import add_config_command, run_config
 from .read import READ_COMMANDS, add_read_commands
 from .replay import REPLAY_COMMANDS, add_replay_commands
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_commands(sub)
     add_replay_commands(sub)
     add_client_commands(sub)
+    add_config_command(sub)
     return parser
 
 
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cmd == "bench":
         return run_bench_command(args)
     overrides: dict[str, Any] = {"partitions": args.partitions} if args.partitions else {}
+    if args.cmd == "config":
+        return run_config(args, overrides)
     settings = load_settings(**overrides)
     if args.cmd == "demo":
         from ..tools.demo import run_demo
