@@ -20,7 +20,7 @@ from .avro.codec import AvroCodec
 from .avro.upcasting import UpcastingCodec
 from .kafka.brokers import Connector, broker_profile
 from .kafka.client import Connect
-from .postgres.database import open_pool
+from .postgres.database import Database
 from .postgres.read_models.claims import AdvisoryLockClaims
 from .postgres.read_models.queries import ReadModels
 from .postgres.read_models.store import PostgresReadModelStore
@@ -82,14 +82,14 @@ class Adapters(Wiring):
     def read_side(self, backbone: Backbone, registry: Registry) -> ReadSide:
         dsn = backbone.pg_dsn or resolve_pg_dsn(backbone.settings)
         namespace = backbone.settings.namespace
-        pool = open_pool(dsn, max_size=8)
-        stores = {name: PostgresReadModelStore(pool, namespace, registry.get(name)) for name in registry.names()}
+        database = Database(dsn, f"read models of {namespace!r}", max_size=8)
+        stores = {name: PostgresReadModelStore(database, namespace, registry.get(name)) for name in registry.names()}
 
         def claims(projection: str, member: bool) -> AdvisoryLockClaims:
-            return AdvisoryLockClaims(dsn, namespace, projection, member=member)
+            return AdvisoryLockClaims(database, namespace, projection, member=member)
 
         feed = LogFeed(backbone.log, backbone.codec)
-        return ReadSide(namespace, feed, registry, stores, ReadModels(pool, namespace), claims, pool.close)
+        return ReadSide(namespace, feed, registry, stores, ReadModels(database, namespace), claims, database.close)
 
 
 def bootstrap(settings: Settings | None = None) -> Backbone:

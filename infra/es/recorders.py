@@ -36,8 +36,9 @@ from ...commands.ports import EventLog
 from ...domain.errors import ConcurrencyConflict
 from ...domain.records import EventMeta, NewEvent
 from ...domain.records import StoredEvent as LogStoredEvent
-from ..postgres.database import TRACKING_DDL, Conn, ensure_schema, schema_name, setup_connection
+from ..postgres.database import Conn
 from ..postgres.log import PostgresEventLog, append_events
+from ..postgres.tables import TRACKING_DDL, ensure_schema, schema_name
 
 SEPARATOR = "@"
 Tail = tuple[int, int]
@@ -139,19 +140,17 @@ class PostgresLogTrackingRecorder(TrackingRecorder):
     def __init__(self, log: PostgresEventLog) -> None:
         self.log = log
         self._s = schema_name(log.namespace)
-        with setup_connection(log.dsn, f"tracking in {log.namespace!r}") as conn:
+        with log.database.connection() as conn:
             ensure_schema(conn, log.namespace, TRACKING_DDL)
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        with self.log.connection() as conn, conn.transaction():
+        with self.log.database.connection() as conn, conn.transaction():
             insert_tracking(conn, self._s, tracking)
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        with self.log.connection() as conn:
-            row = conn.execute(
-                f"SELECT notification_id FROM {self._s}.tracking WHERE application_name = %s".encode(),
-                [application_name],
-            ).fetchone()
+        row = self.log.database.fetchone(
+            f"SELECT notification_id FROM {self._s}.tracking WHERE application_name = %s", [application_name]
+        )
         return int(row[0]) if row else None
 
 
@@ -170,7 +169,7 @@ class PostgresLogApplicationRecorder(EventLogAggregateRecorder, ApplicationRecor
     def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         new = to_log_events(stored_events, self._tails({str(s.originator_id) for s in stored_events}))
         try:
-            with self.log.connection() as conn, conn.transaction():
+            with self.log.database.connection() as conn, conn.transaction():
                 appended = append_events(conn, self.log.namespace, self.log.partitions, new, self.log.claimed_epochs)
                 if tracking is not None:
                     insert_tracking(conn, self._s, tracking)
@@ -181,12 +180,11 @@ class PostgresLogApplicationRecorder(EventLogAggregateRecorder, ApplicationRecor
     def _tails(self, aggregate_ids: Collection[str]) -> dict[str, Tail]:
         if not aggregate_ids:
             return {}
-        with self.log.connection() as conn:
-            rows = conn.execute(
-                f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version, event_id FROM {self._s}.events"
-                " WHERE aggregate_id = ANY(%s) ORDER BY aggregate_id, version DESC".encode(),
-                [list(aggregate_ids)],
-            ).fetchall()
+        rows = self.log.database.fetchall(
+            f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version, event_id FROM {self._s}.events"
+            " WHERE aggregate_id = ANY(%s) ORDER BY aggregate_id, version DESC",
+            [list(aggregate_ids)],
+        )
         return {a: (int(v), originator_version(e, int(v))) for a, v, e in rows}
 
     def select_notifications(
@@ -199,14 +197,13 @@ class PostgresLogApplicationRecorder(EventLogAggregateRecorder, ApplicationRecor
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
         low = (start or 0) if inclusive_of_start else (start or 0) + 1
-        with self.log.connection() as conn:
-            rows = conn.execute(
-                f"SELECT notification_id, aggregate_id, version, type, payload, event_id FROM {self._s}.events"
-                " WHERE notification_id >= %s AND notification_id <= coalesce(%s, notification_id)"
-                " AND (cardinality(%s::text[]) = 0 OR type = ANY(%s::text[]))"
-                " ORDER BY notification_id LIMIT %s".encode(),
-                [low, stop, list(topics), list(topics), limit],
-            ).fetchall()
+        rows = self.log.database.fetchall(
+            f"SELECT notification_id, aggregate_id, version, type, payload, event_id FROM {self._s}.events"
+            " WHERE notification_id >= %s AND notification_id <= coalesce(%s, notification_id)"
+            " AND (cardinality(%s::text[]) = 0 OR type = ANY(%s::text[]))"
+            " ORDER BY notification_id LIMIT %s",
+            [low, stop, list(topics), list(topics), limit],
+        )
         return [
             Notification(
                 originator_id=originator_id_of(a),
@@ -219,8 +216,7 @@ class PostgresLogApplicationRecorder(EventLogAggregateRecorder, ApplicationRecor
         ]
 
     def max_notification_id(self) -> int | None:
-        with self.log.connection() as conn:
-            row = conn.execute(f"SELECT max(notification_id) FROM {self._s}.events".encode()).fetchone()
+        row = self.log.database.fetchone(f"SELECT max(notification_id) FROM {self._s}.events")
         return int(row[0]) if row and row[0] is not None else None
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:

@@ -9,8 +9,7 @@ results and dead letters and advances the offset in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -23,7 +22,8 @@ from ..avro.codec import command_headers
 from ..common.backoff import poll
 from ..common.bounded import trim
 from ..common.partitioning import partition_for
-from .database import Conn, ensure_bus, open_pool, schema_name, translated_errors
+from .database import Conn, Database
+from .tables import ensure_bus, schema_name
 
 KEPT_MARKS = 1_000_000  # command ids this bus sent, with the result seq before each was sent
 RESULT_COLUMNS = "command_id, status, aggregate_id, version, reason, code, positions"
@@ -88,20 +88,15 @@ class PostgresCommandBus(CommandBus):
         self._s = schema_name(namespace)
         self._codec = codec
         self._partitions = partitions
-        ensure_bus(dsn, namespace, partitions)
-        self._pool = open_pool(dsn)
+        self._database = Database(
+            dsn, f"command bus {namespace!r}", setup=lambda conn: ensure_bus(conn, namespace, partitions)
+        )
         self._sent_after: dict[str, int] = {}  # command id -> the last result seq before this bus sent it
-
-    @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        with translated_errors(f"command bus {self.namespace!r}"), self._pool.connection() as conn:
-            yield conn
 
     def send(self, commands: Sequence[Command]) -> None:
         """Send ``commands``; their results are the ones decided after this (a command once rejected
         may be sent again and decided afresh)."""
-        with self._connection() as conn:
-            row = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {self._s}.results".encode()).fetchone()
+        row = self._database.fetchone(f"SELECT coalesce(max(seq), 0) FROM {self._s}.results")
         self._sent_after.update({c.command_id: int(row[0]) if row else 0 for c in commands})
         trim(self._sent_after, KEPT_MARKS)
         self.send_raw([(c.aggregate_id, self._codec.encode_command(c), command_headers(c)) for c in commands])
@@ -110,7 +105,7 @@ class PostgresCommandBus(CommandBus):
         if not records:
             return
         placed = [partition_for(key, self._partitions) for key, _, _ in records]
-        with self._connection() as conn, conn.transaction():
+        with self._database.connection() as conn, conn.transaction():
             next_offsets = self._lock_offsets(conn, sorted(set(placed)))
             with (
                 conn.cursor() as cur,
@@ -151,35 +146,31 @@ class PostgresCommandBus(CommandBus):
         return found
 
     def _first_results(self, command_ids: list[str]) -> dict[str, CommandResult]:
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT DISTINCT ON (command_id) {RESULT_COLUMNS} FROM {self._s}.results"
-                " JOIN unnest(%s::text[], %s::bigint[]) AS w(c, after) ON command_id = c AND seq > after"
-                " ORDER BY command_id, seq".encode(),
-                [command_ids, [self._sent_after.get(c, 0) for c in command_ids]],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT DISTINCT ON (command_id) {RESULT_COLUMNS} FROM {self._s}.results"
+            " JOIN unnest(%s::text[], %s::bigint[]) AS w(c, after) ON command_id = c AND seq > after"
+            " ORDER BY command_id, seq",
+            [command_ids, [self._sent_after.get(c, 0) for c in command_ids]],
+        )
         return {str(r[0]): row_to_result(r) for r in rows}
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        with self._connection() as conn:
-            rows = conn.execute(
-                f'SELECT partition, "offset", key, value, error_type, error, header_keys, header_values'
-                f" FROM {self._s}.dead_letters ORDER BY seq DESC LIMIT %s".encode(),
-                [limit],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f'SELECT partition, "offset", key, value, error_type, error, header_keys, header_values'
+            f" FROM {self._s}.dead_letters ORDER BY seq DESC LIMIT %s",
+            [limit],
+        )
         return [
             DeadLetter(p, o, k, bytes(v), et, err, tuple(zip(hk, map(bytes, hv), strict=True)))
             for p, o, k, v, et, err, hk, hv in reversed(rows)
         ]
 
     def processor_alive(self, max_age_s: float = 5.0) -> bool:
-        with self._connection() as conn:
-            row = conn.execute(
-                f"SELECT coalesce(max(heartbeat_at) > now() - make_interval(secs => %s), false)"
-                f" FROM {self._s}.partitions".encode(),
-                [max_age_s],
-            ).fetchone()
+        row = self._database.fetchone(
+            f"SELECT coalesce(max(heartbeat_at) > now() - make_interval(secs => %s), false) FROM {self._s}.partitions",
+            [max_age_s],
+        )
         return bool(row and row[0])
 
     def close(self) -> None:
-        self._pool.close()
+        self._database.close()

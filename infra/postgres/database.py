@@ -1,192 +1,188 @@
-"""PostgreSQL plumbing of the embedded default: connections, error translation and DDL.
+"""PostgreSQL for every adapter: one ``Database`` owns the pool, the connections and the translation of errors.
 
-Every table lives in a schema named after the namespace (``"sync"``, a test's
-``"t1a2b..."``). ``ensure_schema`` creates what is missing under a transaction-level
-advisory lock, so processes starting together do not race on ``CREATE``.
+No psycopg error leaves this package: ``translate`` turns each one into ours
+(``raise X(str(e)) from e``, prefixed with what was being done, passwords blanked out)::
+
+    psycopg.Error
+    ├── OperationalError, InterfaceError ─────────► LogUnavailable       the server cannot be reached or let
+    │   (pool timeouts, a closed pool, deadlocks,                         us down: try again later
+    │    cancelled statements, server shutdown)
+    │   └── ProgramLimitExceeded ─────────────────► InvalidInput         a value too large to store
+    ├── IntegrityError
+    │   ├── UniqueViolation ──────────────────────► ConcurrencyConflict  the row is there already (e.g. an
+    │   │                                                                 aggregate's version, G1)
+    │   └── NotNullViolation, CheckViolation, ... ► InvalidInput         data a constraint refuses
+    ├── DataError ────────────────────────────────► InvalidInput         data PostgreSQL refuses (e.g. a NUL
+    │                                                                     in text or "\\u0000" in jsonb)
+    └── anything else (ProgrammingError, ...) ────► LogError             the operation failed (e.g. its table
+                                                                          was dropped)
+
+Callers narrow further where they know more: a read-model session reports refused data
+(InvalidInput, ConcurrencyConflict) as the projection's ChangeRejected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from ...domain.errors import ConcurrencyConflict, ConfigurationError, LogUnavailable
-from ...domain.names import checked_namespace
+from ...domain.errors import ConcurrencyConflict, InvalidInput, LogError, LogUnavailable, SyncBackboneError
 
 Conn = psycopg.Connection[Any]
 
-LOG_DDL = """
-CREATE TABLE IF NOT EXISTS {s}.partitions (
-    partition integer PRIMARY KEY,
-    next_offset bigint NOT NULL DEFAULT 0,
-    epoch bigint NOT NULL DEFAULT 0,
-    heartbeat_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS {s}.log_head (
-    id boolean PRIMARY KEY DEFAULT true CHECK (id),
-    next_notification_id bigint NOT NULL DEFAULT 1
-);
-INSERT INTO {s}.log_head (id) VALUES (true) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS {s}.events (
-    partition integer NOT NULL,
-    "offset" bigint NOT NULL,
-    notification_id bigint NOT NULL UNIQUE,
-    aggregate_id text NOT NULL,
-    version bigint NOT NULL,
-    type text NOT NULL,
-    payload bytea NOT NULL,
-    event_id text NOT NULL,
-    aggregate_type text NOT NULL,
-    schema_version integer NOT NULL,
-    occurred_at_ms bigint NOT NULL,
-    causation_id text,
-    correlation_id text,
-    actor text,
-    client_id text,
-    tenant text,
-    compression text,
-    encryption_key_id text,
-    trace_context text,
-    recorded_at_ms bigint NOT NULL,
-    PRIMARY KEY (partition, "offset"),
-    UNIQUE (aggregate_id, version)
-);
-CREATE INDEX IF NOT EXISTS events_causation_id ON {s}.events (causation_id);
-"""
+CONNECT_TIMEOUT_S = 10
+"""How long a caller waits for a connection (a new one, or one of the pool) before LogUnavailable."""
+RETRY_OPEN_S = 5.0
+"""After the setup of a lazy database failed to reach PostgreSQL, how long calls fail at once instead of trying."""
+REFUSED = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+PASSWORDS = (
+    (re.compile(r"(?i)(password\s*=\s*)('[^']*'|\S+)"), r"\1***"),
+    (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1***@"),
+)
 
-BUS_DDL = """
-CREATE TABLE IF NOT EXISTS {s}.command_partitions (
-    partition integer PRIMARY KEY,
-    next_offset bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS {s}.commands (
-    partition integer NOT NULL,
-    "offset" bigint NOT NULL,
-    key text,
-    value bytea NOT NULL,
-    header_keys text[] NOT NULL DEFAULT '{{}}',
-    header_values bytea[] NOT NULL DEFAULT '{{}}',
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (partition, "offset")
-);
-CREATE TABLE IF NOT EXISTS {s}.results (
-    seq bigserial PRIMARY KEY,
-    command_id text NOT NULL,
-    partition integer NOT NULL,
-    status text NOT NULL,
-    aggregate_id text NOT NULL,
-    version bigint NOT NULL,
-    reason text,
-    code text,
-    positions jsonb NOT NULL DEFAULT '[]',
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS results_command_id ON {s}.results (command_id, seq);
-CREATE TABLE IF NOT EXISTS {s}.dead_letters (
-    seq bigserial PRIMARY KEY,
-    partition integer NOT NULL,
-    "offset" bigint NOT NULL,
-    key text,
-    value bytea NOT NULL,
-    header_keys text[] NOT NULL DEFAULT '{{}}',
-    header_values bytea[] NOT NULL DEFAULT '{{}}',
-    error_type text NOT NULL,
-    error text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS {s}.consumer_offsets (
-    group_name text NOT NULL,
-    partition integer NOT NULL,
-    next_offset bigint NOT NULL,
-    PRIMARY KEY (group_name, partition)
-);
-"""
 
-TRACKING_DDL = """
-CREATE TABLE IF NOT EXISTS {s}.tracking (
-    application_name text PRIMARY KEY,
-    notification_id bigint NOT NULL
-);
-"""
+def redacted(text: str) -> str:
+    """``text`` with the passwords of any DSN in it blanked out."""
+    for pattern, blank in PASSWORDS:
+        text = pattern.sub(blank, text)
+    return text
+
+
+def translate(e: psycopg.Error, what: str) -> SyncBackboneError:
+    """Our error for the psycopg error ``e`` raised while doing ``what`` (see the tree above)."""
+    if isinstance(e, psycopg.errors.UniqueViolation):
+        return ConcurrencyConflict(redacted(f"{what}: {e.diag.message_detail or e}"))
+    if isinstance(e, REFUSED):
+        return InvalidInput(redacted(f"{what}: PostgreSQL refused the data: {type(e).__name__}: {e}"))
+    if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
+        return LogUnavailable(redacted(f"{what}: PostgreSQL is unavailable: {e}"))
+    return LogError(redacted(f"{what}: {type(e).__name__}: {e}"))
 
 
 @contextmanager
-def translated_errors(what: str) -> Iterator[None]:
-    """Re-raise driver errors as ours: unique violations as ConcurrencyConflict, the rest as LogUnavailable."""
+def translated(what: str) -> Iterator[None]:
+    """Re-raise any psycopg error of the block as ours (``translate``)."""
     try:
         yield
-    except psycopg.errors.UniqueViolation as e:
-        raise ConcurrencyConflict(f"{what}: {e.diag.message_detail or e}") from e
-    except psycopg.OperationalError as e:
-        raise LogUnavailable(f"{what}: PostgreSQL is unavailable: {e}") from e
+    except psycopg.Error as e:
+        raise translate(e, what) from e
 
 
-def open_pool(dsn: str, max_size: int = 4) -> ConnectionPool[Conn]:
-    """A thread-safe pool of autocommit connections (transactions are explicit)."""
-    with translated_errors("opening the connection pool"):
-        pool: ConnectionPool[Conn] = ConnectionPool(
-            dsn, min_size=1, max_size=max_size, kwargs={"autocommit": True}, timeout=10.0, open=True
-        )
-        return pool
+class Database:
+    """One PostgreSQL database as an adapter uses it: a pool of autocommit connections (transactions are
+    explicit), made on first use, after ``setup`` (e.g. creating tables) ran once on a connection of its own.
 
+    The setup runs now, so a server that is not there fails the constructor at once; with ``lazy`` it
+    runs on first use instead, and after a failed attempt calls fail at once for ``RETRY_OPEN_S``. ``dsn``
+    may be a function (called until the database is opened). ``what`` names the user in error messages.
+    """
 
-@contextmanager
-def setup_connection(dsn: str, what: str) -> Iterator[Conn]:
-    """One short-lived connection for creating tables; fails fast if the server is not there."""
-    with translated_errors(what), psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        yield conn
+    def __init__(
+        self,
+        dsn: str | Callable[[], str],
+        what: str,
+        max_size: int = 4,
+        setup: Callable[[Conn], None] | None = None,
+        lazy: bool = False,
+    ) -> None:
+        self.what, self._dsn, self._max_size, self._setup = what, dsn, max_size, setup
+        self._pool: ConnectionPool[Conn] | None = None
+        self._lock = threading.Lock()
+        self._closed, self._failed_at = False, -RETRY_OPEN_S
+        if not lazy:
+            with self._lock:
+                self._set_up()
 
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled autocommit connection; psycopg errors of the block come out translated."""
+        with translated(self.what), self._ready().connection() as conn:
+            yield conn
 
-def schema_name(namespace: str) -> str:
-    """The quoted PostgreSQL schema of ``namespace``; raise ConfigurationError if it is not a safe name."""
-    return f'"{checked_namespace(namespace)}"'
+    def fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[Any]:
+        """The rows of one statement run on a pooled connection."""
+        with self.connection() as conn:
+            return conn.execute(query.encode(), params).fetchall()
 
+    def fetchone(self, query: str, params: Sequence[Any] | None = None) -> Any | None:
+        """The first row of one statement run on a pooled connection, if any."""
+        with self.connection() as conn:
+            return conn.execute(query.encode(), params).fetchone()
 
-def ensure_schema(conn: Conn, namespace: str, *ddl: str) -> None:
-    """Create the namespace's schema and the tables in ``ddl`` if missing, one creator at a time."""
-    s = schema_name(namespace)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"syncbackbone:{namespace}"])
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}".encode())
-        for statements in ddl:
-            conn.execute(statements.format(s=s).encode())
+    def fetchdicts(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of one statement run on a pooled connection, each as a dict by column name."""
+        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query.encode(), params).fetchall()
 
+    def execute(self, query: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement on a pooled connection; how many rows it touched."""
+        with self.connection() as conn:
+            return conn.execute(query.encode(), params).rowcount
 
-def ensure_partitions(conn: Conn, namespace: str, table: str, partitions: int) -> None:
-    """Give ``table`` one row per partition, or raise ConfigurationError if it has another count."""
-    s = schema_name(namespace)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"syncbackbone:{namespace}"])
-        row = conn.execute(f"SELECT count(*) FROM {s}.{table}".encode()).fetchone()
-        count = int(row[0]) if row else 0
-        if count == 0:
-            conn.execute(
-                f"INSERT INTO {s}.{table} (partition) SELECT generate_series(0, %s - 1)".encode(),
-                [partitions],
-            )
-        elif count != partitions:
-            raise ConfigurationError(
-                f"namespace {namespace!r} has {count} partitions, but {partitions} were asked for; "
-                "use the same partition count as when it was created"
-            )
+    def connect(self) -> Conn:
+        """A new autocommit connection outside the pool, for the caller to keep (and close)."""
+        with translated(self.what):
+            return psycopg.connect(self._dsn_now(), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
 
+    def close(self) -> None:
+        """Close the pool; later calls raise LogUnavailable."""
+        with self._lock:
+            self._closed, pool, self._pool = True, self._pool, None
+        if pool is not None:
+            pool.close()
 
-def ensure_bus(dsn: str, namespace: str, partitions: int) -> None:
-    """Create the log and bus tables of ``namespace`` if missing."""
-    with setup_connection(dsn, f"command bus {namespace!r}") as conn:
-        ensure_schema(conn, namespace, LOG_DDL, BUS_DDL)
-        ensure_partitions(conn, namespace, "partitions", partitions)
-        ensure_partitions(conn, namespace, "command_partitions", partitions)
+    def _dsn_now(self) -> str:
+        return self._dsn if isinstance(self._dsn, str) else self._dsn()
+
+    def _ready(self) -> ConnectionPool[Conn]:
+        """The pool, made on first use; LogUnavailable once closed."""
+        with self._lock:
+            if self._closed:
+                raise LogUnavailable(f"{self.what} is closed")
+            if self._pool is None:
+                self._set_up()
+                dsn = self._dsn = self._dsn_now()
+                with translated(self.what):
+                    self._pool = ConnectionPool(
+                        dsn,
+                        min_size=1,
+                        max_size=self._max_size,
+                        kwargs={"autocommit": True},
+                        timeout=CONNECT_TIMEOUT_S,
+                        open=True,
+                    )
+            return self._pool
+
+    def _set_up(self) -> None:
+        """Run the setup if it has not run yet (the lock held) and keep the DSN it used; fail fast for a while
+        after a failure."""
+        if self._setup is None:
+            return
+        if time.monotonic() - self._failed_at < RETRY_OPEN_S:
+            raise LogUnavailable(f"{self.what}: PostgreSQL was unreachable just now")
+        dsn = self._dsn_now()
+        try:
+            with translated(self.what), psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as c:
+                self._setup(c)
+        except LogUnavailable:
+            self._failed_at = time.monotonic()
+            raise
+        self._dsn, self._setup = dsn, None
 
 
 def drop_namespace(dsn: str, namespace: str) -> None:
     """Drop the namespace's schema and its read models' schemas (``<ns>__<projection>``)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    what = f"dropping namespace {namespace!r}"
+    with translated(what), Database(dsn, what).connect() as conn:
         schemas = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s", [namespace, f"{namespace}\\_\\_%"]
         ).fetchall()

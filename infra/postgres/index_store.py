@@ -17,28 +17,18 @@ recreated under the same name) reads that partition from offset 0 and does not s
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-import psycopg
-from psycopg_pool import ConnectionPool
-
-from ...domain.errors import LogUnavailable
 from ...domain.records import StoredEvent
 from ..kafka.index.store import Checkpoint, IndexStore, Located
-from .database import Conn, ensure_schema, open_pool, schema_name, setup_connection, translated_errors
+from .database import Database
+from .tables import ensure_schema, schema_name
 
-RETRY_OPEN_S = 5.0
-"""After PostgreSQL could not be reached, how long calls fail at once instead of trying again."""
 INDEX_DDL = """
 CREATE TABLE IF NOT EXISTS {s}.kafka_index (
     aggregate_id text NOT NULL,
-    version bigint NOT NULL,
-    log_partition integer NOT NULL,
-    log_offset bigint NOT NULL,
+    {log_place},
     causation_id text,
     PRIMARY KEY (aggregate_id, version)
 );
@@ -57,32 +47,34 @@ CREATE TABLE IF NOT EXISTS {s}.kafka_index_checkpoints (
 
 class PostgresIndexStore(IndexStore):
     """The saved index of a Kafka log's partitions in ``<namespace>``; connects on first use (to ``dsn``,
-    or to what ``dsn()`` returns then)."""
+    or to what ``dsn()`` returns then), and fails fast for a while after PostgreSQL could not be reached."""
 
     def __init__(self, dsn: str | Callable[[], str], namespace: str) -> None:
-        self.namespace, self._dsn, self.schema = namespace, dsn, schema_name(namespace)
-        self._pool: ConnectionPool[Conn] | None = None
-        self._lock = threading.Lock()
-        self._closed, self._failed_at = False, -RETRY_OPEN_S
+        self.namespace, self.schema = namespace, schema_name(namespace)
+        self._database = Database(
+            dsn,
+            f"Kafka index store {namespace!r}",
+            2,
+            lambda conn: ensure_schema(conn, namespace, INDEX_DDL),
+            lazy=True,
+        )
 
     def checkpoint(self, partition: int) -> Checkpoint | None:
         """The partition's saved checkpoint, if any."""
-        with self._connection() as conn:
-            row = conn.execute(
-                f"SELECT next_offset, last_offset, last_aggregate_id, last_version"
-                f" FROM {self.schema}.kafka_index_checkpoints WHERE log_partition = %s".encode(),
-                [partition],
-            ).fetchone()
+        row = self._database.fetchone(
+            f"SELECT next_offset, last_offset, last_aggregate_id, last_version"
+            f" FROM {self.schema}.kafka_index_checkpoints WHERE log_partition = %s",
+            [partition],
+        )
         return Checkpoint(int(row[0]), int(row[1]), row[2], int(row[3])) if row else None
 
     def versions(self, aggregate_ids: Collection[str], below: int) -> dict[str, int]:
         """Each aggregate's latest version at an offset below ``below`` (absent: none)."""
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version FROM {self.schema}.kafka_index"
-                " WHERE aggregate_id = ANY(%s) AND log_offset < %s ORDER BY aggregate_id, version DESC".encode(),
-                [list(aggregate_ids), below],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT DISTINCT ON (aggregate_id) aggregate_id, version FROM {self.schema}.kafka_index"
+            " WHERE aggregate_id = ANY(%s) AND log_offset < %s ORDER BY aggregate_id, version DESC",
+            [list(aggregate_ids), below],
+        )
         return {agg: int(version) for agg, version in rows}
 
     def versions_between(self, wanted: Mapping[str, tuple[int, int]]) -> list[Located]:
@@ -105,13 +97,12 @@ class PostgresIndexStore(IndexStore):
     def commands(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], list[Located]]:
         """The events each (aggregate, command id) caused, in version order."""
         aggregates, commands = [k[0] for k in keys], [k[1] for k in keys]
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT aggregate_id, version, log_offset, causation_id FROM {self.schema}.kafka_index"
-                " WHERE (aggregate_id, causation_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
-                " ORDER BY aggregate_id, version".encode(),
-                [aggregates, commands],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT aggregate_id, version, log_offset, causation_id FROM {self.schema}.kafka_index"
+            " WHERE (aggregate_id, causation_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            " ORDER BY aggregate_id, version",
+            [aggregates, commands],
+        )
         found: dict[tuple[str, str], list[Located]] = {}
         for agg, version, offset, command_id in rows:
             found.setdefault((agg, command_id), []).append(Located(agg, int(version), int(offset)))
@@ -126,7 +117,7 @@ class PostgresIndexStore(IndexStore):
             ):
                 column.append(value)
         c = checkpoint
-        with self._connection() as conn, conn.transaction():
+        with self._database.connection() as conn, conn.transaction():
             conn.execute(
                 f"INSERT INTO {self.schema}.kafka_index"
                 " (aggregate_id, version, log_partition, log_offset, causation_id) SELECT a, v, %s, o, c"
@@ -150,43 +141,10 @@ class PostgresIndexStore(IndexStore):
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        self._database.close()
 
     def _located(self, where: str, params: Sequence[object]) -> list[Located]:
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT aggregate_id, version, log_offset FROM {self.schema}.kafka_index WHERE {where}".encode(),
-                params,
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT aggregate_id, version, log_offset FROM {self.schema}.kafka_index WHERE {where}", params
+        )
         return [Located(agg, int(version), int(offset)) for agg, version, offset in rows]
-
-    @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        what = f"Kafka index store {self.namespace!r}"
-        try:
-            with translated_errors(what), self._open().connection() as conn:
-                yield conn
-        except psycopg.Error as e:
-            raise LogUnavailable(f"{what}: {type(e).__name__}: {e}") from e
-
-    def _open(self) -> ConnectionPool[Conn]:
-        """The pool, made on first use; fails fast for a while after a failed attempt and once closed."""
-        with self._lock:
-            if self._closed:
-                raise LogUnavailable(f"Kafka index store {self.namespace!r} is closed")
-            if self._pool is None:
-                if time.monotonic() - self._failed_at < RETRY_OPEN_S:
-                    raise LogUnavailable(f"Kafka index store {self.namespace!r}: PostgreSQL was unreachable just now")
-                try:
-                    dsn = self._dsn if isinstance(self._dsn, str) else self._dsn()
-                    with setup_connection(dsn, f"Kafka index store {self.namespace!r}") as conn:
-                        ensure_schema(conn, self.namespace, INDEX_DDL)
-                    self._pool = open_pool(dsn, max_size=2)
-                except LogUnavailable:
-                    self._failed_at = time.monotonic()
-                    raise
-            return self._pool

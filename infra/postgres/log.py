@@ -11,26 +11,18 @@ stream's commit and the eventsourcing recorders all call it inside their transac
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from threading import Lock
 from typing import Any
 
 from ...commands.ports import EventLog
-from ...domain.errors import ConcurrencyConflict, WriterFenced
+from ...commands.versions import check_next_versions
+from ...domain.errors import WriterFenced
 from ...domain.records import EventMeta, NewEvent, Position, StoredEvent
 from ..common.partitioning import partition_for
-from .database import (
-    LOG_DDL,
-    Conn,
-    ensure_partitions,
-    ensure_schema,
-    open_pool,
-    schema_name,
-    setup_connection,
-    translated_errors,
-)
+from .database import Conn, Database
+from .tables import ensure_log, schema_name
 
 META_COLUMNS = tuple(f.name for f in fields(EventMeta))
 EVENT_COLUMNS = ("aggregate_id", "version", "type", "payload", *META_COLUMNS)
@@ -77,7 +69,8 @@ def append_events(
     next_offsets = lock_partitions(conn, s, sorted(set(placed) | set(fence)), epochs)
     if not events:
         return Appended([], 0)
-    check_versions(events, current_versions(conn, s, {e.aggregate_id for e in events}))
+    current = current_versions(conn, s, {e.aggregate_id for e in events})
+    check_next_versions(events, lambda aggregate_id: current.get(aggregate_id, 0))
     first_id = reserve_notification_ids(conn, s, len(events))
     stored = place(events, placed, next_offsets)
     copy_events(conn, s, stored, first_id)
@@ -128,18 +121,6 @@ def current_versions(conn: Conn, s: str, aggregate_ids: Collection[str]) -> dict
     return {str(a): int(v) for a, v in rows if v is not None}
 
 
-def check_versions(events: Sequence[NewEvent], current: Mapping[str, int]) -> None:
-    """Raise ConcurrencyConflict unless each event is its aggregate's next version (batch included)."""
-    latest = dict(current)
-    for e in events:
-        expected = latest.get(e.aggregate_id, 0) + 1
-        if e.version != expected:
-            raise ConcurrencyConflict(
-                f"{e.aggregate_id} version {e.version} cannot be appended: the next version is {expected}"
-            )
-        latest[e.aggregate_id] = e.version
-
-
 def reserve_notification_ids(conn: Conn, s: str, count: int) -> int:
     """Take ``count`` ids of the total order; the head row stays locked until commit."""
     row = conn.execute(
@@ -171,23 +152,18 @@ def copy_events(conn: Conn, s: str, stored: Sequence[StoredEvent], first_id: int
             )
 
 
-STALE_HEARTBEAT = "heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => %s)"
-
-
 class PostgresEventLog(EventLog):
     """The embedded event log: tables ``partitions``, ``log_head`` and ``events`` in schema ``namespace``."""
 
     def __init__(self, dsn: str, namespace: str, partitions: int = 4) -> None:
-        self.dsn = dsn
         self.namespace = namespace
         self._s = schema_name(namespace)
         self._partitions = partitions
         self._epochs: dict[int, int] = {}
         self._lock = Lock()
-        with setup_connection(dsn, f"event log {namespace!r}") as conn:
-            ensure_schema(conn, namespace, LOG_DDL)
-            ensure_partitions(conn, namespace, "partitions", partitions)
-        self._pool = open_pool(dsn)
+        self.database = Database(
+            dsn, f"event log {namespace!r}", setup=lambda conn: ensure_log(conn, namespace, partitions)
+        )
 
     @property
     def partitions(self) -> int:
@@ -199,12 +175,6 @@ class PostgresEventLog(EventLog):
         with self._lock:
             return dict(self._epochs)
 
-    @contextmanager
-    def connection(self) -> Iterator[Conn]:
-        """A pooled autocommit connection; driver errors come out as LogUnavailable/ConcurrencyConflict."""
-        with translated_errors(f"event log {self.namespace!r}"), self._pool.connection() as conn:
-            yield conn
-
     def partition_for(self, aggregate_id: str) -> int:
         return partition_for(aggregate_id, self._partitions)
 
@@ -215,7 +185,7 @@ class PostgresEventLog(EventLog):
         """Append like ``append`` and also return the notification ids (the total order)."""
         if not events:
             return Appended([], 0)
-        with self.connection() as conn, conn.transaction():
+        with self.database.connection() as conn, conn.transaction():
             return append_events(conn, self.namespace, self._partitions, events, self.claimed_epochs)
 
     def read_aggregate(
@@ -232,10 +202,7 @@ class PostgresEventLog(EventLog):
         )
 
     def end_offset(self, partition: int) -> int:
-        with self.connection() as conn:
-            row = conn.execute(
-                f"SELECT next_offset FROM {self._s}.partitions WHERE partition = %s".encode(), [partition]
-            ).fetchone()
+        row = self.database.fetchone(f"SELECT next_offset FROM {self._s}.partitions WHERE partition = %s", [partition])
         if row is None:
             raise ValueError(f"no partition {partition} in this log")
         return int(row[0])
@@ -276,23 +243,19 @@ class PostgresEventLog(EventLog):
             "" if lease_s is None else " AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => %s))"
         )
         params: list[Any] = [sorted(partitions)] + ([] if lease_s is None else [lease_s])
-        with self.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                f"UPDATE {self._s}.partitions SET epoch = epoch + 1, heartbeat_at = now() WHERE partition IN"
-                f" (SELECT partition FROM {self._s}.partitions WHERE partition = ANY(%s){free}"
-                " ORDER BY partition FOR UPDATE) RETURNING partition, epoch".encode(),
-                params,
-            ).fetchall()
+        rows = self.database.fetchall(
+            f"UPDATE {self._s}.partitions SET epoch = epoch + 1, heartbeat_at = now() WHERE partition IN"
+            f" (SELECT partition FROM {self._s}.partitions WHERE partition = ANY(%s){free}"
+            " ORDER BY partition FOR UPDATE) RETURNING partition, epoch",
+            params,
+        )
         with self._lock:
             self._epochs.update({int(p): int(e) for p, e in rows})
         return frozenset(int(p) for p, _ in rows)
 
     def close(self) -> None:
-        self._pool.close()
+        self.database.close()
 
     def _select(self, where: str, params: Sequence[Any], joined: str = "") -> list[StoredEvent]:
-        with self.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {SELECT_COLUMNS} FROM {joined}{self._s}.events WHERE {where}".encode(), params
-            ).fetchall()
+        rows = self.database.fetchall(f"SELECT {SELECT_COLUMNS} FROM {joined}{self._s}.events WHERE {where}", params)
         return [row_to_stored(r) for r in rows]

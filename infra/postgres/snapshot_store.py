@@ -11,12 +11,10 @@ document is reported as unusable, never raised: the caller rebuilds from events.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from eventsourcing.cipher import AESCipher
 from eventsourcing.compressor import ZlibCompressor
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper
@@ -25,7 +23,7 @@ from eventsourcing.utils import Environment
 
 from ...commands.ports import SnapshotLookup, SnapshotStore
 from ...domain.documents import AGGREGATE_TYPE
-from ...domain.errors import ConfigurationError, LogError
+from ...domain.errors import ConfigurationError
 from ...domain.records import Position
 from ...domain.snapshots import (
     SNAPSHOT_TOPIC,
@@ -37,7 +35,8 @@ from ...domain.snapshots import (
     snapshot_id,
 )
 from ..settings import Settings
-from .database import Conn, ensure_schema, open_pool, schema_name, setup_connection, translated_errors
+from .database import Database
+from .tables import ensure_schema, schema_name
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,7 @@ SNAPSHOT_DDL = """
 CREATE TABLE IF NOT EXISTS {s}.snapshots (
     aggregate_id text PRIMARY KEY,
     aggregate_type text NOT NULL,
-    version bigint NOT NULL,
-    log_partition integer NOT NULL,
-    log_offset bigint NOT NULL,
+    {log_place},
     class_version integer NOT NULL,
     topic text NOT NULL,
     state bytea NOT NULL,
@@ -84,27 +81,25 @@ class PostgresSnapshotStore(SnapshotStore):
         self.namespace, self._s = namespace, schema_name(namespace)
         self._mapper = mapper or snapshot_mapper()
         self._state_cls = state_cls
-        with setup_connection(dsn, f"snapshot store {namespace!r}") as conn:
-            ensure_schema(conn, namespace, SNAPSHOT_DDL)
-        self._pool = open_pool(dsn, max_size=2)
+        self._database = Database(
+            dsn, f"snapshot store {namespace!r}", 2, lambda conn: ensure_schema(conn, namespace, SNAPSHOT_DDL)
+        )
 
     def save(self, points: Sequence[SnapshotPoint], overwrite: Collection[str] = ()) -> int:
         if not points:
             return 0
         rows = [self._row(p) for p in points]
         columns = list(zip(*rows, strict=True))
-        with self._connection() as conn:
-            cur = conn.execute(
-                f"INSERT INTO {self._s}.snapshots AS s (aggregate_id, aggregate_type, version, log_partition,"
-                " log_offset, class_version, topic, state) SELECT * FROM unnest(%s::text[], %s::text[],"
-                " %s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::text[], %s::bytea[])"
-                " ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version,"
-                " log_partition = excluded.log_partition, log_offset = excluded.log_offset,"
-                " class_version = excluded.class_version, topic = excluded.topic, state = excluded.state,"
-                " taken_at = now() WHERE s.version < excluded.version OR s.aggregate_id = ANY(%s::text[])".encode(),
-                [*(list(c) for c in columns), list(overwrite)],
-            )
-            return cur.rowcount
+        return self._database.execute(
+            f"INSERT INTO {self._s}.snapshots AS s (aggregate_id, aggregate_type, version, log_partition,"
+            " log_offset, class_version, topic, state) SELECT * FROM unnest(%s::text[], %s::text[],"
+            " %s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::text[], %s::bytea[])"
+            " ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version,"
+            " log_partition = excluded.log_partition, log_offset = excluded.log_offset,"
+            " class_version = excluded.class_version, topic = excluded.topic, state = excluded.state,"
+            " taken_at = now() WHERE s.version < excluded.version OR s.aggregate_id = ANY(%s::text[])",
+            [*(list(c) for c in columns), list(overwrite)],
+        )
 
     def _row(self, point: SnapshotPoint) -> tuple[Any, ...]:
         stored = self._mapper.to_stored_event(DocumentSnapshot.of(point.document, self._state_cls))
@@ -117,11 +112,9 @@ class PostgresSnapshotStore(SnapshotStore):
         lookup = SnapshotLookup()
         if not aggregate_ids:
             return lookup
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM {self._s}.snapshots WHERE aggregate_id = ANY(%s)".encode(),
-                [list(aggregate_ids)],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT {COLUMNS} FROM {self._s}.snapshots WHERE aggregate_id = ANY(%s)", [list(aggregate_ids)]
+        )
         for row in rows:
             try:
                 lookup.found[row[0]] = self._point(row)
@@ -147,23 +140,12 @@ class PostgresSnapshotStore(SnapshotStore):
 
     def delete(self, aggregate_ids: Collection[str]) -> int:
         """Drop the snapshots of ``aggregate_ids``; return how many there were."""
-        with self._connection() as conn:
-            cur = conn.execute(
-                f"DELETE FROM {self._s}.snapshots WHERE aggregate_id = ANY(%s)".encode(), [list(aggregate_ids)]
-            )
-            return cur.rowcount
+        return self._database.execute(
+            f"DELETE FROM {self._s}.snapshots WHERE aggregate_id = ANY(%s)", [list(aggregate_ids)]
+        )
 
     def close(self) -> None:
-        self._pool.close()
-
-    @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        what = f"snapshot store {self.namespace!r}"
-        try:
-            with translated_errors(what), self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as e:  # e.g. the table was dropped: a LogError the callers log and survive
-            raise LogError(f"{what}: {type(e).__name__}: {e}") from e
+        self._database.close()
 
 
 def describe(row: Sequence[Any], reason: str) -> str:

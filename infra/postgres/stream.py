@@ -7,16 +7,16 @@ offset in one PostgreSQL transaction, after checking this stream's epoch (G2, G8
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from ...commands.ports import CommandRecord, CommandStream, PartitionOutcome
 from ...commands.results import CommandResult, accepted
 from ...domain.errors import LogError, WriterFenced
 from ..common.backoff import poll
 from .bus import insert_dead_letters, insert_results
-from .database import Conn, ensure_bus, open_pool, schema_name, translated_errors
+from .database import Database
 from .log import PostgresEventLog, append_events
+from .tables import ensure_bus, schema_name
 
 POLL_LIMIT = 2000
 HEARTBEAT_EVERY_S = 1.0
@@ -40,13 +40,9 @@ class PostgresCommandStream(CommandStream):
         self._fetch: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._beat_at = float("-inf")
-        ensure_bus(dsn, namespace, log.partitions)
-        self._pool = open_pool(dsn, max_size=2)
-
-    @contextmanager
-    def _connection(self) -> Iterator[Conn]:
-        with translated_errors(f"command stream {self.namespace!r}"), self._pool.connection() as conn:
-            yield conn
+        self._database = Database(
+            dsn, f"command stream {namespace!r}", 2, lambda conn: ensure_bus(conn, namespace, log.partitions)
+        )
 
     def on_reassign(self, callback: Callable[[frozenset[int]], None]) -> None:
         self._callbacks.append(callback)
@@ -67,12 +63,11 @@ class PostgresCommandStream(CommandStream):
         taken = self._log.claim_free(set(range(self._log.partitions)) - self._owned, LEASE_S)
         if not taken:
             return
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT partition, next_offset FROM {self._s}.consumer_offsets"
-                " WHERE group_name = %s AND partition = ANY(%s)".encode(),
-                [self._group, sorted(taken)],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f"SELECT partition, next_offset FROM {self._s}.consumer_offsets"
+            " WHERE group_name = %s AND partition = ANY(%s)",
+            [self._group, sorted(taken)],
+        )
         offsets = {p: 0 for p in taken} | {int(p): int(o) for p, o in rows}
         self._committed.update(offsets)
         self._fetch.update(offsets)
@@ -86,7 +81,7 @@ class PostgresCommandStream(CommandStream):
     def _heartbeat(self) -> None:
         """Mark the partitions still ours as alive; drop (and report) those another stream claimed."""
         epochs = self._log.claimed_epochs
-        with self._connection() as conn:
+        with self._database.connection() as conn:
             rows = conn.execute(
                 f"SELECT partition, epoch FROM {self._s}.partitions WHERE partition = ANY(%s)".encode(),
                 [sorted(self._owned)],
@@ -106,14 +101,13 @@ class PostgresCommandStream(CommandStream):
             return []
         per_partition = max(1, POLL_LIMIT // len(self._owned))
         fetch = {p: self._fetch.get(p, 0) for p in sorted(self._owned)}
-        with self._connection() as conn:
-            rows = conn.execute(
-                f'SELECT c.partition, c."offset", c.key, c.value, c.header_keys, c.header_values'
-                f" FROM unnest(%s::int[], %s::bigint[]) AS f(p, o) CROSS JOIN LATERAL ("
-                f'  SELECT * FROM {self._s}.commands WHERE partition = f.p AND "offset" >= f.o'
-                f'  ORDER BY "offset" LIMIT %s) c ORDER BY c.partition, c."offset"'.encode(),
-                [list(fetch), list(fetch.values()), per_partition],
-            ).fetchall()
+        rows = self._database.fetchall(
+            f'SELECT c.partition, c."offset", c.key, c.value, c.header_keys, c.header_values'
+            f" FROM unnest(%s::int[], %s::bigint[]) AS f(p, o) CROSS JOIN LATERAL ("
+            f'  SELECT * FROM {self._s}.commands WHERE partition = f.p AND "offset" >= f.o'
+            f'  ORDER BY "offset" LIMIT %s) c ORDER BY c.partition, c."offset"',
+            [list(fetch), list(fetch.values()), per_partition],
+        )
         return [
             CommandRecord(p, o, k, bytes(v), tuple(zip(hk, map(bytes, hv), strict=True))) for p, o, k, v, hk, hv in rows
         ]
@@ -136,7 +130,7 @@ class PostgresCommandStream(CommandStream):
         if outcome.partition not in epochs:
             raise WriterFenced(f"partition {outcome.partition} of {self.namespace!r} is not owned by this stream")
         events = [e for _, _, batch in outcome.accepted for e in batch]
-        with self._connection() as conn, conn.transaction():
+        with self._database.connection() as conn, conn.transaction():
             appended = append_events(
                 conn, self.namespace, self._log.partitions, events, epochs, fence=[outcome.partition]
             )
@@ -162,14 +156,13 @@ class PostgresCommandStream(CommandStream):
         except LogError:
             pass  # best effort: the heartbeat expires by itself
         finally:
-            self._pool.close()
+            self._database.close()
 
     def _clear_heartbeats(self) -> None:
         epochs = {p: e for p, e in self._log.claimed_epochs.items() if p in self._owned}
-        with self._connection() as conn:
-            conn.execute(
-                f"UPDATE {self._s}.partitions SET heartbeat_at = NULL WHERE partition IN (SELECT partition"
-                f" FROM {self._s}.partitions WHERE (partition, epoch) IN"
-                " (SELECT * FROM unnest(%s::int[], %s::bigint[])) ORDER BY partition FOR UPDATE)".encode(),
-                [list(epochs), list(epochs.values())],
-            )
+        self._database.execute(
+            f"UPDATE {self._s}.partitions SET heartbeat_at = NULL WHERE partition IN (SELECT partition"
+            f" FROM {self._s}.partitions WHERE (partition, epoch) IN"
+            " (SELECT * FROM unnest(%s::int[], %s::bigint[])) ORDER BY partition FOR UPDATE)",
+            [list(epochs), list(epochs.values())],
+        )

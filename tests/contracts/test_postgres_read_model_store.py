@@ -9,7 +9,7 @@ import pytest
 from read_model_store_contract import ReadModelStoreContract, StoreFactory
 from support import drop_namespace
 
-from syncbackbone.infra.postgres.database import open_pool
+from syncbackbone.infra.postgres.database import Database
 from syncbackbone.infra.postgres.read_models.store import PostgresReadModelStore
 from syncbackbone.projections.projection import Projection
 
@@ -17,13 +17,13 @@ from syncbackbone.projections.projection import Projection
 class TestPostgresReadModelStore(ReadModelStoreContract):
     @pytest.fixture
     def make_store(self, pg_dsn: str, namespace: str) -> Iterator[StoreFactory]:
-        pool = open_pool(pg_dsn)
+        database = Database(pg_dsn, "read models")
 
         def make(projection: Projection) -> PostgresReadModelStore:
-            return PostgresReadModelStore(pool, namespace, projection)
+            return PostgresReadModelStore(database, namespace, projection)
 
         yield make
-        pool.close()
+        database.close()
         drop_namespace(pg_dsn, namespace)
 
     def test_scratch_copies_are_dropped_by_discard(self, make_store: StoreFactory, pg_dsn: str) -> None:

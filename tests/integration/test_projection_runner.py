@@ -12,6 +12,7 @@ from support import drop_namespace
 from syncbackbone.commands.models import CreateDocument, PatchDocument, PutDocument
 from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
+from syncbackbone.infra.postgres.database import Database
 from syncbackbone.infra.postgres.read_models.claims import AdvisoryLockClaims
 from syncbackbone.infra.settings import load_settings
 from syncbackbone.projections.errors import NotFound, ProjectionLagging
@@ -142,7 +143,7 @@ def test_two_runners_racing_on_the_same_partitions_apply_each_event_once(backbon
 
 
 def test_workers_share_partitions_fairly_and_a_survivor_takes_them_all(pg_dsn: str, namespace: str) -> None:
-    a, b = (AdvisoryLockClaims(pg_dsn, namespace, "documents") for _ in range(2))
+    a, b = (AdvisoryLockClaims(Database(pg_dsn, "claims"), namespace, "documents") for _ in range(2))
     try:
         assert a.claim(4) == {0, 1, 2, 3}
         assert b.claim(4) == set()  # a newcomer waits for the owner to hand over its extra partitions

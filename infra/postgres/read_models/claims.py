@@ -19,10 +19,9 @@ import logging
 import math
 import zlib
 
-import psycopg
-
+from ....domain.errors import LogUnavailable, SyncBackboneError
 from ....projections.ports import PartitionClaims
-from ..database import Conn
+from ..database import Conn, Database, translated
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,9 @@ class AdvisoryLockClaims(PartitionClaims):
     ``member=False`` makes a passer-by (a CLI query catching up) that takes only free
     partitions and is not counted in the group, so the workers do not rebalance for it."""
 
-    def __init__(self, dsn: str, namespace: str, projection: str, member: bool = True) -> None:
-        self._dsn, self._member = dsn, member
+    def __init__(self, database: Database, namespace: str, projection: str, member: bool = True) -> None:
+        self._database, self._member = database, member
+        self._what = f"partition claims of {namespace!r}/{projection!r}"
         self._key = lock_key(f"syncbackbone:{namespace}:{projection}")
         self._members_key = lock_key(f"syncbackbone:{namespace}:{projection}:members")
         self._conn: Conn | None = None
@@ -47,24 +47,25 @@ class AdvisoryLockClaims(PartitionClaims):
 
     def claim(self, partitions: int) -> frozenset[int]:
         try:
-            conn = self._connection()
-            fair = math.ceil(partitions / max(1, self._members(conn))) if self._member else partitions
-            for p in sorted(self._owned)[fair:]:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", [self._key, p])
-                self._owned.discard(p)
-            for p in range(partitions):
-                if len(self._owned) >= fair:
-                    break
-                if p not in self._owned and self._try(conn, p):
-                    self._owned.add(p)
-        except psycopg.OperationalError as e:
+            with translated(self._what):
+                conn = self._connection()
+                fair = math.ceil(partitions / max(1, self._members(conn))) if self._member else partitions
+                for p in sorted(self._owned)[fair:]:
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", [self._key, p])
+                    self._owned.discard(p)
+                for p in range(partitions):
+                    if len(self._owned) >= fair:
+                        break
+                    if p not in self._owned and self._try(conn, p):
+                        self._owned.add(p)
+        except LogUnavailable as e:
             log.warning("lost the claims connection (%s); owning nothing until it is back", e)
             self._drop()
         return frozenset(self._owned)
 
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+            self._conn = self._database.connect()
             if self._member:
                 self._conn.execute("SELECT pg_advisory_lock(%s, pg_backend_pid())", [self._members_key])
             self._owned = set()
@@ -89,9 +90,10 @@ class AdvisoryLockClaims(PartitionClaims):
     def _drop(self) -> None:
         """Unlock everything, then close the connection (closing alone frees the locks only once the
         server notices the disconnect, which may be after the next worker looked)."""
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.execute("SELECT pg_advisory_unlock_all()")
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-        self._conn, self._owned = None, set()
+        conn, self._conn, self._owned = self._conn, None, set()
+        if conn is not None:
+            with contextlib.suppress(SyncBackboneError), translated(self._what):
+                try:
+                    conn.execute("SELECT pg_advisory_unlock_all()")
+                finally:
+                    conn.close()

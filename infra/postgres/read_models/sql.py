@@ -27,10 +27,7 @@ from ..database import Conn
 MAX_IDENTIFIER = 63
 
 BOOKKEEPING_DDL = """
-CREATE TABLE IF NOT EXISTS {s}.checkpoints (
-    partition integer PRIMARY KEY,
-    next_offset bigint NOT NULL DEFAULT 0
-);
+CREATE TABLE IF NOT EXISTS {s}.checkpoints ({next_offsets});
 CREATE TABLE IF NOT EXISTS {s}.seen (
     aggregate_id text PRIMARY KEY,
     version bigint NOT NULL

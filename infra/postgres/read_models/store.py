@@ -13,20 +13,16 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-import psycopg.errors
-from psycopg_pool import ConnectionPool
-
-from ....domain.errors import ConfigurationError
+from ....domain.errors import ConcurrencyConflict, ConfigurationError, InvalidInput
 from ....projections.changes import Change, compact
 from ....projections.errors import ChangeRejected, CheckpointMoved
 from ....projections.ports import DeadEvent, DeadLetterEntry, ReadModelSession, ReadModelStore
 from ....projections.projection import Projection
-from ..database import Conn, translated_errors
+from ..database import Conn, Database, translated
+from ..tables import ddl
 from .sql import BOOKKEEPING_DDL, copy_schema, forget_staging, q, table_ddl, write_batch
 
 LETTER_COLUMNS = "seq, partition, log_offset, aggregate_id, version, type, error_type, error, parked, resolution"
-REFUSED = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.ProgramLimitExceeded)
 
 
 def row_to_letter(row: Sequence[Any]) -> DeadLetterEntry:
@@ -61,15 +57,15 @@ class PostgresSession(ReadModelSession):
             return
         batches = compact(changes, self._projection.tables_by_name)
         try:
-            with self._conn.transaction():  # a savepoint: a refused batch leaves the session usable
-                for batch in batches:
+            with translated(f"read models {self._s}"), self._conn.transaction():  # a savepoint: a refused
+                for batch in batches:  # batch leaves the session usable
                     write_batch(self._conn, self._s, batch)
-        except REFUSED as e:
-            forget_staging(self._conn)
-            raise ChangeRejected(f"{type(e).__name__}: {e}") from e
         except ChangeRejected:
             forget_staging(self._conn)
             raise
+        except (InvalidInput, ConcurrencyConflict) as e:  # data PostgreSQL refuses
+            forget_staging(self._conn)
+            raise ChangeRejected(str(e)) from e
 
     def record(self, seen: Mapping[str, int], dead: Sequence[DeadEvent]) -> None:
         if seen:
@@ -114,22 +110,16 @@ class PostgresSession(ReadModelSession):
 class PostgresReadModelStore(ReadModelStore):
     """One copy of a projection's read models in schema ``<ns>__<projection>[__<suffix>]``."""
 
-    def __init__(self, pool: ConnectionPool[Conn], namespace: str, projection: Projection, suffix: str = "") -> None:
-        self.projection, self.namespace, self._pool = projection, namespace, pool
+    def __init__(self, database: Database, namespace: str, projection: Projection, suffix: str = "") -> None:
+        self.projection, self.namespace, self.database = projection, namespace, database
         self.schema_name = copy_schema(namespace, projection.name, suffix)
         self.schema = q(self.schema_name)
 
-    @contextmanager
-    def connection(self) -> Iterator[Conn]:
-        """A pooled autocommit connection with driver errors translated."""
-        with translated_errors(f"read models {self.schema_name!r}"), self._pool.connection() as conn:
-            yield conn
-
     def install(self, partitions: int) -> None:
-        with self.connection() as conn, conn.transaction():
+        with self.database.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"syncbackbone:{self.schema_name}"])
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}".encode())
-            conn.execute(BOOKKEEPING_DDL.format(s=self.schema).encode())
+            conn.execute(ddl(BOOKKEEPING_DDL, self.schema))
             for table in self.projection.tables:
                 for statement in table_ddl(self.schema, table):
                     conn.execute(statement.encode())
@@ -140,13 +130,12 @@ class PostgresReadModelStore(ReadModelStore):
             )
 
     def checkpoints(self) -> dict[int, int]:
-        with self.connection() as conn:
-            rows = conn.execute(f"SELECT partition, next_offset FROM {self.schema}.checkpoints".encode()).fetchall()
+        rows = self.database.fetchall(f"SELECT partition, next_offset FROM {self.schema}.checkpoints")
         return {int(p): int(o) for p, o in rows}
 
     @contextmanager
     def session(self, partition: int, expected: int | None) -> Iterator[ReadModelSession]:
-        with self.connection() as conn:
+        with self.database.connection() as conn:
             try:
                 with conn.transaction():
                     row = conn.execute(
@@ -172,23 +161,22 @@ class PostgresReadModelStore(ReadModelStore):
         if aggregate_id is not None:
             where.append("aggregate_id = %s")
             params.append(aggregate_id)
-        with self.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {LETTER_COLUMNS} FROM {self.schema}.dead_letters WHERE {' AND '.join(where)}"
-                " ORDER BY seq LIMIT %s".encode(),
-                [*params, limit],
-            ).fetchall()
+        rows = self.database.fetchall(
+            f"SELECT {LETTER_COLUMNS} FROM {self.schema}.dead_letters WHERE {' AND '.join(where)}"
+            " ORDER BY seq LIMIT %s",
+            [*params, limit],
+        )
         return [row_to_letter(r) for r in rows]
 
     def scratch_copy(self, purpose: str) -> PostgresReadModelStore:
         suffix = f"{purpose}_{uuid.uuid4().hex[:6]}"
-        return PostgresReadModelStore(self._pool, self.namespace, self.projection, suffix)
+        return PostgresReadModelStore(self.database, self.namespace, self.projection, suffix)
 
     def swap_in(self, copy: ReadModelStore) -> None:
         if not isinstance(copy, PostgresReadModelStore):
             raise TypeError("only a PostgreSQL copy can be swapped into PostgreSQL read models")
         retired = q(copy_schema(self.namespace, self.projection.name, f"retired_{uuid.uuid4().hex[:6]}"))
-        with self.connection() as conn:
+        with self.database.connection() as conn:
             with conn.transaction():
                 conn.execute(f"LOCK TABLE {self.schema}.checkpoints IN EXCLUSIVE MODE".encode())
                 conn.execute(f"ALTER SCHEMA {self.schema} RENAME TO {retired}".encode())
@@ -200,9 +188,8 @@ class PostgresReadModelStore(ReadModelStore):
             raise TypeError("only a PostgreSQL copy can be compared with PostgreSQL read models")
         from .diff import diff_copies
 
-        with self.connection() as conn, conn.transaction():
+        with self.database.connection() as conn, conn.transaction():
             return diff_copies(conn, self.projection, self.schema, copy.schema, limit)
 
     def discard(self) -> None:
-        with self.connection() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE".encode())
+        self.database.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
