@@ -13,7 +13,7 @@ from typing import Any
 
 from ..domain.crdt import counter_delta, orset_add_delta, orset_remove_delta
 from ..domain.documents import Document, fold
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, InvalidInput
 from ..domain.hlc import Timestamp
 from ..domain.mutations import SYNC_KEY, Change, sync_meta, user_data
 from ..domain.policies import ConflictPolicy
@@ -64,11 +64,26 @@ def local_view(doc: Document, pending: Iterable[Mapping[str, Any]], policy: Conf
 
 
 def latest_clock(data: Mapping[str, Any]) -> Timestamp | None:
-    """The latest hybrid logical timestamp recorded in a document, to keep the client's clock past it."""
-    meta = data.get(SYNC_KEY) or {}
-    stamps = list((meta.get("clocks") or {}).values())
-    stamps += [s["c"] for s in (meta.get("crdt") or {}).values() if isinstance(s, dict) and "c" in s]
-    return max((Timestamp.parse(s) for s in stamps), default=None)
+    """The latest hybrid logical timestamp recorded in a document, to keep the client's clock past it.
+
+    Metadata that is not what the policies write (``{"_sync": 1}``, a junk clock) is ignored:
+    a document that a client cannot read its clocks from must not stop it from syncing.
+    """
+    meta = data.get(SYNC_KEY)
+    if not isinstance(meta, dict):
+        return None
+    clocks, crdt = meta.get("clocks"), meta.get("crdt")
+    stamps = list(clocks.values()) if isinstance(clocks, dict) else []
+    stamps += [s.get("c") for s in crdt.values() if isinstance(s, dict)] if isinstance(crdt, dict) else []
+    return max((t for t in map(timestamp_or_none, stamps) if t is not None), default=None)
+
+
+def timestamp_or_none(text: Any) -> Timestamp | None:
+    """``text`` as a timestamp, or None if it is not one."""
+    try:
+        return Timestamp.parse(text)
+    except InvalidInput:
+        return None
 
 
 def crdt_delta(view: Document, field: str, kind: str, client: str, tag: str, **op: Any) -> dict[str, Any]:

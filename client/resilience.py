@@ -2,7 +2,9 @@
 
 The breaker is ``closed`` while requests succeed; after ``threshold`` failures in a row it
 ``open``s and fails fast with CircuitOpen; once ``reset_after_s`` has passed it is
-``half_open`` and lets one probe through: success closes it, failure opens it again.
+``half_open`` and lets one probe through, whose every outcome settles it: a success or an
+answer of the server (any other SyncBackboneError, e.g. a 4xx) closes it; ServerUnavailable,
+or an exception that says nothing of the server (a local failure), opens it again.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
+from ..domain.errors import SyncBackboneError
 from .errors import CircuitOpen, ServerUnavailable
 
 T = TypeVar("T")
 State = Literal["closed", "open", "half_open"]
+MAX_DOUBLINGS = 64
+"""Beyond this many failures in a row the delay no longer grows (and ``2.0**attempt`` cannot overflow)."""
 
 
 class Backoff:
@@ -28,8 +33,8 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        """The delay before the next retry; each call counts one more failure."""
-        ceiling = min(self.cap_s, self.base_s * 2**self.attempt)
+        """The delay before the next retry; each call counts one more failure (any number of them)."""
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(self.attempt, MAX_DOUBLINGS))
         self.attempt += 1
         return self._rng.uniform(0, ceiling)
 
@@ -58,22 +63,31 @@ class CircuitBreaker:
 
     def call(self, action: Callable[[], T]) -> T:
         """Run ``action`` unless the circuit is open; count its ServerUnavailable failures."""
-        self._admit()
+        probe = self._admit()
         try:
             result = action()
         except ServerUnavailable:
             self._failed()
             raise
+        except SyncBackboneError:
+            self._succeeded()  # the server answered
+            raise
+        except BaseException:
+            if probe:
+                self._failed()  # the probe proved nothing: probe again after another wait
+            raise
         self._succeeded()
         return result
 
-    def _admit(self) -> None:
+    def _admit(self) -> bool:
+        """Let a call through, or raise CircuitOpen; True when the call is the half-open probe."""
         with self._lock:
             state = self.state
             if state == "open" or (state == "half_open" and self._probing):
                 wait = self.reset_after_s - (self._clock() - (self._opened_at or 0))
                 raise CircuitOpen(f"circuit open after {self.failures} failures; next probe in {max(wait, 0):.1f} s")
             self._probing = state == "half_open"
+            return self._probing
 
     def _failed(self) -> None:
         with self._lock:

@@ -2,30 +2,39 @@
 
 Every edit is a mutation with the next sequence number, the version it was made
 against and a hybrid logical timestamp; it goes to the outbox in the same SQLite
-transaction that advances the counters. ``sync_once`` pushes the outbox, settles each
-result (applied/merged: acknowledged; rejected: dropped with its reason; timeout:
-kept), then pulls every page of the change feed. ``start`` runs that in a thread,
-with exponential backoff with jitter between failures and a circuit breaker.
+transaction that advances the counters (a value strict JSON cannot carry, such as NaN,
+is refused there). ``sync_once`` pushes the outbox, settles each result (applied/merged:
+acknowledged; rejected: moved to the dead letters with its reason; timeout: kept), then
+pulls every page of the change feed. No mutation can block the others: one whose push
+is refused as a whole for what it carries is isolated and dead-lettered too.
+``dlq retry`` queues a dead letter again as a new edit, ``dlq drop`` forgets it.
+``start`` runs the sync in a thread that outlives any failure (``status()`` shows the
+last one), with exponential backoff with jitter between failures and a circuit breaker.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..domain.documents import Document
-from ..domain.errors import CommandRejected, SyncBackboneError
+from ..domain.errors import CommandRejected
 from ..domain.hlc import ZERO, HybridClock, Timestamp
 from ..domain.policies import PolicyBook
 from ..domain.policy_config import policy_book
+from .background import SyncLoop
+from .dead_letters import DeadLetters
+from .errors import RequestRefused
 from .replica import apply_change, crdt_delta, from_state, latest_clock, local_view, visible
 from .resilience import Backoff, CircuitBreaker
 from .store import LocalStore
 from .transport import HttpClient, SyncTransport
+from .values import check_sendable
 
 log = logging.getLogger(__name__)
 PUSH_BATCH = 200
@@ -38,14 +47,23 @@ class SyncReport:
     pushed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     pulled: int = 0
+    dead_lettered: int = 0
 
     @property
     def quiet(self) -> bool:
-        return self.pushed == 0 and self.pulled == 0
+        return self.pushed == 0 and self.pulled == 0 and self.dead_lettered == 0
+
+    def count(self, status: str, dead_lettered: bool = False, n: int = 1) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + n
+        self.dead_lettered += n if dead_lettered else 0
 
 
 class SyncClient:
-    """One offline-first client: a replica and an outbox in ``path``, synced with ``server``."""
+    """One offline-first client: a replica and an outbox in ``path``, synced with ``server``.
+
+    ``token`` is sent as ``Authorization: Bearer <token>``; on a 401, ``fetch_token()`` (when
+    given) is asked for a new one and the request is sent once more.
+    """
 
     def __init__(
         self,
@@ -55,17 +73,18 @@ class SyncClient:
         client_id: str | None = None,
         breaker: CircuitBreaker | None = None,
         backoff: Backoff | None = None,
+        *,
+        token: str | None = None,
+        fetch_token: Callable[[], str] | None = None,
     ) -> None:
         self.store = LocalStore(path)
-        self.transport = SyncTransport(server)
+        self.transport = SyncTransport(server, token=token, fetch_token=fetch_token)
         self.collections = sorted(collections)
         self.client_id = self._identity(client_id)
         last = self.store.get_meta("clock")
         self.clock = HybridClock(self.client_id, Timestamp.parse(last) if last else ZERO)
         self.breaker, self.backoff = breaker or CircuitBreaker(), backoff or Backoff()
-        self._stop, self._wake = threading.Event(), threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+        self.loop, self.dead = SyncLoop(self.backoff), DeadLetters(self.store)
 
     def _identity(self, wanted: str | None) -> str:
         known = self.store.get_meta("client_id")
@@ -122,16 +141,23 @@ class SyncClient:
 
     def _mutate(self, collection: str, doc_id: str, op: str, **fields: Any) -> int:
         with self.store.transaction() as db:
-            seq = int(self.store.get_meta("next_seq", 1))
-            base = self.store.document(collection, doc_id).version
-            stamp = self.clock.now()
-            mutation = {"seq": seq, "collection": collection, "id": doc_id, "op": op, "base_version": base}
-            mutation |= {"clock": str(stamp), **fields}
-            self._check_applies(mutation)
-            self.store.enqueue(db, mutation)
-            self.store.set_meta(db, "next_seq", seq + 1)
-            self.store.set_meta(db, "clock", str(stamp))
-        self._wake.set()
+            seq = self._enqueue(db, collection, doc_id, op, fields)
+        self.loop.wake()
+        return seq
+
+    def _enqueue(self, db: sqlite3.Connection, collection: str, doc_id: str, op: str, fields: dict[str, Any]) -> int:
+        """Queue one mutation in the open transaction ``db``; returns its seq."""
+        for name, value in fields.items():
+            check_sendable(value, name)
+        seq = int(self.store.get_meta("next_seq", 1))
+        base = self.store.document(collection, doc_id).version
+        stamp = self.clock.now()
+        mutation = {"seq": seq, "collection": collection, "id": doc_id, "op": op, "base_version": base}
+        mutation |= {"clock": str(stamp), **fields}
+        self._check_applies(mutation)
+        self.store.enqueue(db, mutation)
+        self.store.set_meta(db, "next_seq", seq + 1)
+        self.store.set_meta(db, "clock", str(stamp))
         return seq
 
     def _check_applies(self, mutation: dict[str, Any]) -> None:
@@ -153,17 +179,40 @@ class SyncClient:
         return report
 
     def push(self) -> SyncReport:
-        """Push the outbox in batches and settle each result (not through the breaker)."""
+        """Push the outbox in batches and settle each result (not through the breaker).
+
+        A batch refused as a whole for what it carries is halved until the one mutation
+        refused on its own is found and dead-lettered; the rest of the outbox goes on.
+        """
         report = SyncReport()
         if self.store.get_meta("policies") is None:
             with self.store.transaction() as db:
                 self.store.set_meta(db, "policies", self.transport.policies())
-        while pending := self.store.pending(limit=PUSH_BATCH):
-            results = self.transport.push(self.client_id, pending)
+        limit = PUSH_BATCH
+        while pending := self.store.pending(limit=limit):
+            if buried := self.dead.bury_unsendable(pending):
+                report.count("rejected", dead_lettered=True, n=buried)
+                continue
+            try:
+                results = self.transport.push(self.client_id, pending)
+            except RequestRefused as e:
+                if not e.about_the_content:
+                    raise
+                limit = self._isolate(pending, e, report)
+                continue
             report.pushed += len(pending)
             if not self._settle(pending, results, report):
                 break
         return report
+
+    def _isolate(self, pending: list[dict[str, Any]], refusal: RequestRefused, report: SyncReport) -> int:
+        """The batch size to push next after ``pending`` was refused: half of it, or, once a single
+        mutation is refused on its own, a full batch after dead-lettering that one."""
+        if len(pending) > 1:
+            return len(pending) // 2
+        self.dead.bury(pending[0], "refused", str(refusal))
+        report.count("rejected", dead_lettered=True)
+        return PUSH_BATCH
 
     def _settle(self, pending: list[dict[str, Any]], results: list[dict[str, Any]], report: SyncReport) -> bool:
         """Record each result; False if some mutation must be pushed again later."""
@@ -171,12 +220,15 @@ class SyncClient:
         with self.store.transaction() as db:
             for mutation, result in zip(pending, results, strict=True):
                 status = result["status"]
-                report.statuses[status] = report.statuses.get(status, 0) + 1
+                report.count(status, dead_lettered=status == "rejected" and not result.get("retryable"))
                 if result.get("retryable"):
                     self.store.retry_later(db, mutation["seq"])
                     settled_all = False
                     continue
-                self.store.settle(db, mutation["seq"], result)
+                if status == "rejected":
+                    self.store.dead_letter(db, mutation, result)
+                else:
+                    self.store.settle(db, mutation["seq"], result)
                 self._adopt(db, mutation, result)
         return settled_all
 
@@ -211,7 +263,8 @@ class SyncClient:
             wait_s = 0.0
 
     def status(self) -> dict[str, Any]:
-        """Client id, outbox size, cursor, breaker state and outcome counts."""
+        """Client id, outbox size, cursor, outcome counts, dead letters (the latest few), breaker state,
+        whether the background sync runs, and its last error."""
         counts: dict[str, int] = {}
         for outcome in self.store.outcomes().values():
             counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
@@ -221,37 +274,47 @@ class SyncClient:
             "cursor": self.store.get_meta("cursor"),
             "documents": len(self.store.documents()),
             "outcomes": counts,
+            "dead_letters": self.dead.status(),
             "breaker": self.breaker.state,
+            "syncing": self.loop.running,
             "last_error": self.last_error,
         }
 
-    def start(self, idle_wait_s: float = 2.0) -> None:
-        """Sync in a background thread until ``stop``."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(idle_wait_s,), name="sync-client", daemon=True)
-        self._thread.start()
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The mutations the server refused for good, oldest first, with their code and reason."""
+        return self.store.dead_letters()
 
-    def _run(self, idle_wait_s: float) -> None:
-        while not self._stop.is_set():
-            try:
-                self._wake.clear()
-                self.sync_once()
-                self.backoff.reset()
-                self.last_error = None
-                if not self.store.pending():
-                    self.breaker.call(lambda: self.pull(wait_s=idle_wait_s))
-            except SyncBackboneError as e:
-                self.last_error = str(e)
-                delay = self.backoff.next_delay()
-                log.info("sync failed (%s); next try in %.2f s", e, delay)
-                self._wake.wait(delay)
+    def retry_dead_letter(self, seq: int) -> int:
+        """Queue dead letter ``seq`` again as a new edit: a new seq and clock, made on the document as this
+        client sees it now; returns the new seq. If it no longer applies, CommandRejected, and it stays."""
+        mutation = self.dead.find(seq)["mutation"]
+        fields = {k: mutation[k] for k in ("data", "unset", "crdt") if k in mutation}
+        with self.store.transaction() as db:
+            new_seq = self._enqueue(db, mutation["collection"], mutation["id"], mutation["op"], fields)
+            self.store.forget_dead_letter(db, seq)
+        self.loop.wake()
+        return new_seq
+
+    def drop_dead_letter(self, seq: int) -> None:
+        """Forget dead letter ``seq`` (its outcome stays recorded as rejected)."""
+        self.dead.drop(seq)
+
+    @property
+    def last_error(self) -> dict[str, str] | None:
+        """The background sync's last failure (``type``, one-line ``message``, ``at``); None once a step succeeds."""
+        return self.loop.last_error
+
+    def start(self, idle_wait_s: float = 2.0) -> None:
+        """Sync in a background thread until ``stop``; it outlives every failure (see ``status()``)."""
+        self.loop.start(lambda: self._step(idle_wait_s))
+
+    def _step(self, idle_wait_s: float) -> None:
+        self.sync_once()
+        if not self.store.pending():
+            self.breaker.call(lambda: self.pull(wait_s=idle_wait_s))
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        self.loop.stop()
 
     def close(self) -> None:
         """Stop syncing and release the file and the connection."""

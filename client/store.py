@@ -1,4 +1,4 @@
-"""The client's SQLite file: the server's documents as last seen, the outbox, outcomes and settings.
+"""The client's SQLite file: the server's documents as last seen, the outbox, outcomes, dead letters and settings.
 
 Everything a sync step changes is written in one transaction (WAL journal, full sync),
 so a client that stops at any point restarts with its outbox and replica consistent.
@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS outcomes (
     seq INTEGER PRIMARY KEY, status TEXT NOT NULL, code TEXT, reason TEXT, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, mutation TEXT NOT NULL,
+    code TEXT NOT NULL, reason TEXT NOT NULL);
 """
 
 
@@ -113,6 +116,30 @@ class LocalStore:
             if mutation["seq"] > after_seq and base is not None and base < version:
                 mutation["base_version"] = version
                 db.execute("UPDATE outbox SET mutation = ? WHERE seq = ?", [json.dumps(mutation), mutation["seq"]])
+
+    def dead_letter(self, db: sqlite3.Connection, mutation: dict[str, Any], result: dict[str, Any]) -> None:
+        """Settle a mutation the server refuses for good (a rejected ``result``), keeping it for a retry or a drop."""
+        self.settle(db, mutation["seq"], result)
+        code, reason = result.get("code") or "rejected", result.get("reason") or ""
+        db.execute(
+            "INSERT OR REPLACE INTO dead_letters (seq, collection, id, mutation, code, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [mutation["seq"], mutation["collection"], mutation["id"], json.dumps(mutation), code, reason],
+        )
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The dead-lettered mutations, oldest first: ``{"seq", "collection", "id", "code", "reason", "mutation"}``."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, collection, id, code, reason, mutation FROM dead_letters ORDER BY seq")
+            found = rows.fetchall()
+        return [
+            {"seq": r[0], "collection": r[1], "id": r[2], "code": r[3], "reason": r[4], "mutation": json.loads(r[5])}
+            for r in found
+        ]
+
+    def forget_dead_letter(self, db: sqlite3.Connection, seq: int) -> bool:
+        """Remove one dead letter; False if there was none with that seq."""
+        return db.execute("DELETE FROM dead_letters WHERE seq = ?", [seq]).rowcount > 0
 
     def outcomes(self) -> dict[int, dict[str, Any]]:
         """Every acknowledged mutation's outcome, by seq."""
