@@ -13,8 +13,9 @@ from __future__ import annotations
 from ..domain.errors import InvalidInput, LogUnavailable
 
 MUTATION_STATUSES = frozenset({400, 403, 409, 413, 422})
-"""Refusals of a push that are about what it carries: the mutation that causes one is dead-lettered.
-Any other 4xx (401, 404, 405, 408, 429, ...) is about the request or the server, and the outbox waits."""
+"""Refusals of a push that are about what it carries: the mutation that causes one is dead-lettered
+(a 403 only if an empty push is let through: else it is about the token). Any other 4xx (401, 404,
+405, 408, 429, ...) is about the request or the server, and the outbox waits."""
 
 
 class ServerUnavailable(LogUnavailable):

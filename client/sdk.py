@@ -207,9 +207,14 @@ class SyncClient:
 
     def _isolate(self, pending: list[dict[str, Any]], refusal: RequestRefused, report: SyncReport) -> int:
         """The batch size to push next after ``pending`` was refused: half of it, or, once a single
-        mutation is refused on its own, a full batch after dead-lettering that one."""
+        mutation is refused on its own, a full batch after dead-lettering that one.
+
+        A 403 may be about the token rather than the mutation (a token for another client): an
+        empty push tells, and if it is refused too, so is the push, and the outbox waits."""
         if len(pending) > 1:
             return len(pending) // 2
+        if refusal.status == 403:
+            self.transport.push(self.client_id, [])
         self.dead.bury(pending[0], "refused", str(refusal))
         report.count("rejected", dead_lettered=True)
         return PUSH_BATCH

@@ -146,6 +146,48 @@ def test_a_push_refused_for_one_mutation_dead_letters_that_one_and_pushes_all_th
     assert [(d["seq"], d["code"]) for d in letters] == [(seqs[5], "refused")] and "413" in letters[0]["reason"]
 
 
+def forbidden_collection(request: Seen) -> int | None:
+    """403 for a push that writes to ``secret``, as for a token without ``write:secret``."""
+    if request.path.startswith("/sync/push") and any(m["collection"] == "secret" for m in request.body["mutations"]):
+        return 403
+    return None
+
+
+def test_a_write_the_token_may_not_make_is_dead_lettered_and_the_other_collections_sync(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    recorder.refuse = forbidden_collection
+    client = SyncClient(tmp_path / "c.db", recorder.url, ["notes"], "me", CircuitBreaker(50, 0.01), Backoff())
+    try:
+        mine, secret, also_mine = (
+            client.put("notes", "a", {}),
+            client.put("secret", "b", {}),
+            client.put("notes", "c", {}),
+        )
+        report = client.sync_once()
+        letters = client.dead_letters()
+    finally:
+        client.close()
+
+    assert report.statuses == {"applied": 2, "rejected": 1} and [d["seq"] for d in letters] == [secret]
+    assert "403" in letters[0]["reason"] and mine < secret < also_mine
+
+
+def test_a_403_for_every_push_is_about_the_token_and_the_outbox_waits(tmp_path: Path, recorder: Recorder) -> None:
+    recorder.refuse = lambda request: 403 if request.path.startswith("/sync/push") else None
+    client = SyncClient(tmp_path / "c.db", recorder.url, ["notes"], "me", CircuitBreaker(50, 0.01), Backoff())
+    try:
+        for i in range(5):
+            client.put("notes", f"n{i}", {"v": i})
+        with pytest.raises(RequestRefused, match="403"):
+            client.sync_once()
+
+        assert client.status()["pending"] == 5 and client.dead_letters() == []
+        assert recorder.seen[-1].body["mutations"] == []
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("status", [404, 429])
 def test_a_refusal_about_the_request_not_a_mutation_leaves_the_outbox_waiting(
     tmp_path: Path, recorder: Recorder, status: int
