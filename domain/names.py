@@ -25,12 +25,20 @@ PROJECTION = r"^[a-z][a-z0-9_]{0,30}$"
 """A projection name: a lower-case letter, then up to 30 lower-case letters, digits or ``_``."""
 
 _NAME, _NAMESPACE, _PROJECTION = re.compile(NAME), re.compile(NAMESPACE), re.compile(PROJECTION)
+_QUALIFIED = re.compile(QUALIFIED_NAME)
 
 
 def checked_name(value: str, what: str) -> str:
     """``value`` if it is a valid collection, id or client name, else InvalidInput naming ``what``."""
     if not isinstance(value, str) or not _NAME.match(value):
         raise InvalidInput(f"{what} {str(value)[:40]!r} must be 1-200 letters, digits or any of '_.:@-'")
+    return value
+
+
+def checked_collection(value: str) -> str:
+    """``value`` if it names a collection as the log holds it (``tenant~notes`` or ``notes``), else InvalidInput."""
+    if not isinstance(value, str) or not _QUALIFIED.match(value):
+        raise InvalidInput(f"collection {str(value)[:40]!r} must be 1-200 letters, digits or any of '_.:@-'")
     return value
 
 

@@ -9,15 +9,22 @@ snapshots, index checkpoints and read models. Nothing here does I/O at import ti
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 from ..commands.ports import CommandBus, CommandStream, SnapshotStore
 from ..commands.snapshots import Snapshots
+from ..domain.errors import ConfigurationError
 from ..projections.projection import Registry
+from .app.auth import TokenVerifier, load_jwks
 from .app.backbone import Backbone, Scheduler, Wiring, running
 from .app.feed import LogFeed
 from .app.read_side import ReadSide
 from .avro.codec import AvroCodec
 from .avro.upcasting import UpcastingCodec
+from .common.secret_file import read_or_create
 from .kafka.brokers import Connector, broker_profile
 from .kafka.client import Connect
 from .postgres.database import Database
@@ -41,6 +48,36 @@ def make_codec(settings: Settings) -> AvroCodec:
     """The Avro codec, compressing and encrypting payloads as configured."""
     keys = {settings.cipher_key_id: settings.cipher_key} if settings.cipher_key else None
     return UpcastingCodec(settings.compress, keys, settings.cipher_key_id if keys else None)
+
+
+def token_verifier(settings: Settings) -> TokenVerifier | None:
+    """How the gateway verifies bearer tokens; None when SYNC_AUTH=off.
+
+    SYNC_AUTH_JWKS (a file path or an https URL), else SYNC_AUTH_SECRET, else the secret
+    generated once into SYNC_DATA_DIR/auth.secret (mode 0600; `syncbackbone token issue` signs with it).
+    """
+    if settings.auth == "off":
+        return None
+    if settings.auth_jwks:
+        return TokenVerifier(settings.auth_audience, jwks=read_jwks(settings.auth_jwks))
+    return TokenVerifier(settings.auth_audience, secret=auth_secret(settings))
+
+
+def auth_secret(settings: Settings) -> bytes:
+    """SYNC_AUTH_SECRET, or the secret in SYNC_DATA_DIR/auth.secret (made on first use)."""
+    if settings.auth_secret:
+        return settings.auth_secret.encode()
+    return read_or_create(Path(settings.data_dir) / "auth.secret")
+
+
+def read_jwks(where: str) -> dict[str, Any]:
+    """The JWKS at a file path or URL, or ConfigurationError naming SYNC_AUTH_JWKS."""
+    try:
+        if where.startswith(("https://", "http://")):
+            return load_jwks(httpx.get(where, timeout=10).raise_for_status().text)
+        return load_jwks(Path(where).read_text())
+    except (OSError, ValueError, httpx.HTTPError) as e:
+        raise ConfigurationError(f"SYNC_AUTH_JWKS {where[:80]!r} cannot be read as a JWKS: {e}") from e
 
 
 def kafka_connect(settings: Settings) -> Connect:

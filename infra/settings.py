@@ -65,6 +65,40 @@ class Settings(BaseSettings):
     marker_min_interval_ms: int = Field(
         default=1000, ge=0, description="Kafka on `tansu`: at most one catch-up marker per partition per N ms"
     )
+    auth: Literal["on", "off"] = Field(
+        default="on", description="`off` turns token checks off (loopback only, with a warning at start)"
+    )
+    auth_secret: str | None = Field(
+        default=None,
+        description="HS256 secret of bearer tokens; unset (and no JWKS) = generated into SYNC_DATA_DIR/auth.secret",
+        json_schema_extra=SECRET,
+    )
+    auth_jwks: str | None = Field(
+        default=None, description="JWKS file path or URL: RS256, ES256 or EdDSA tokens whose `kid` it holds"
+    )
+    auth_audience: str = Field(default="syncbackbone", description="the `aud` every token must carry")
+    rate_limit: str = Field(
+        default="1000/60s", pattern=r"^[1-9][0-9]*/[1-9][0-9]*s$", description="requests per principal, `N/Ss`"
+    )
+    rate_limit_anonymous: str = Field(
+        default="60/60s", pattern=r"^[1-9][0-9]*/[1-9][0-9]*s$", description="requests without a valid token, per IP"
+    )
+    max_streams_per_principal: int = Field(
+        default=8, ge=1, description="open long-polls and streams of one principal at once"
+    )
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest HTTP request body")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["*"], description='Host headers the gateway answers, JSON, e.g. `["sync.example.com"]`'
+    )
+    max_document_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="largest document (or one change of it), as uncompressed JSON"
+    )
+    max_clock_skew_ms: int = Field(
+        default=60_000, ge=0, description="how far ahead of the server's time a client's clock may be"
+    )
+    max_counter_step: int = Field(
+        default=1_000_000, ge=1, description="how far one change may advance a CRDT counter"
+    )
 
     @property
     def embedded(self) -> bool:

@@ -9,12 +9,35 @@ from collections.abc import Collection, Mapping, Sequence
 
 from syncbackbone.commands.ports import EventLog
 from syncbackbone.domain.records import NewEvent, StoredEvent
+from syncbackbone.infra.app.auth import issue_token
 from syncbackbone.infra.bootstrap import kafka_connect
 from syncbackbone.infra.kafka.client import Connect
 from syncbackbone.infra.postgres.database import drop_namespace
 from syncbackbone.infra.settings import load_settings
 
-__all__ = ["TEST_BROKER", "DelegatingLog", "cli", "default_connect", "drop_namespace", "shell_env", "user_env"]
+__all__ = [
+    "TEST_AUTH_SECRET",
+    "TEST_BROKER",
+    "DelegatingLog",
+    "bearer",
+    "cli",
+    "default_connect",
+    "drop_namespace",
+    "shell_env",
+    "user_env",
+]
+
+
+TEST_AUTH_SECRET = "syncbackbone-tests-hs256-secret-0123456789"
+"""The gateway's token secret in tests (SYNC_AUTH_SECRET); ``bearer`` signs with it."""
+
+
+def bearer(
+    subject: str = "tester", tenant: str = "acme", scope: str = "read write admin", client: str | None = None
+) -> dict[str, str]:
+    """An Authorization header with a token of ``subject`` in ``tenant``, signed with TEST_AUTH_SECRET."""
+    token = issue_token(TEST_AUTH_SECRET.encode(), subject, tenant, scope.split(), client)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def default_connect() -> Connect:

@@ -16,7 +16,9 @@ def parse_where(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         field, sep, raw = pair.partition("=")
         if not sep or not field or any(not part for part in field.split(".")):
-            raise InvalidInput(f"filter {pair!r} is not of the form field=value")
+            raise InvalidInput(f"filter {pair[:60]!r} is not of the form field=value")
+        if "\x00" in pair:
+            raise InvalidInput("a filter cannot hold a NUL character")
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:

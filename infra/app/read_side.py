@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from ...domain.records import Position
+from ...projections.errors import NotFound
 from ...projections.maintenance import ProgressFactory, rebuild, verify
 from ...projections.ports import EventFeed, PartitionClaims, ReadModelStore
 from ...projections.projection import Registry
@@ -57,6 +59,13 @@ class ReadSide:
     def runner(self, name: str, batch_size: int = 2000) -> ProjectionRunner:
         """A runner of ``name`` that claims its partitions in the worker group."""
         return ProjectionRunner(self.store(name), self.feed, self._claims(name, True), batch_size)
+
+    def checked_positions(self, positions: Sequence[Position]) -> Sequence[Position]:
+        """``positions``, or NotFound naming one the log has never had (no such partition, past the end)."""
+        for p in positions:
+            if p.partition >= self.feed.partitions or p.offset >= self.feed.end_offset(p.partition):
+                raise NotFound(f"position {p.partition}:{p.offset} is not in the log: pass one a result gave")
+        return positions
 
     def names(self, names: Sequence[str] | None = None) -> list[str]:
         """``names`` checked, or every projection."""

@@ -25,6 +25,7 @@ from .client import add_client_commands, run_client
 from .config import add_config_command, run_config
 from .read import READ_COMMANDS, add_read_commands
 from .replay import REPLAY_COMMANDS, add_replay_commands
+from .token import add_token_command, run_token
 
 SIMPLE_COMMANDS = {
     "demo": "submit commands on the embedded default and show events and state",
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--http", metavar="HOST:PORT", default=None, help="also run the projections and the HTTP gateway there"
     )
+    serve_cmd.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+    serve_cmd.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
     submit = sub.add_parser("submit", help="submit one command and print its result")
     submit.add_argument("type", metavar="CommandType", help=f"one of {', '.join(COMMAND_TYPES)}")
     submit.add_argument("--collection", required=True)
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_commands(sub)
     add_client_commands(sub)
     add_config_command(sub)
+    add_token_command(sub)
     return parser
 
 
@@ -127,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         return run_demo(settings)
     if args.cmd == "stop-embedded":
         return stop_embedded(settings.data_dir)
+    if args.cmd == "token":
+        return run_token(settings, args)
     backbone = bootstrap(settings)
     try:
         handler = {"serve": serve, "submit": submit, "dlq": dlq_list, **READ_COMMANDS, **REPLAY_COMMANDS}[args.cmd]
@@ -150,7 +156,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return run_recovery_bench(args.events, args.only)
     from ..tools.bench import run_bench
 
-    return run_bench(args.what, args.count, args.only)
+    return run_bench(args.count, args.only)
 
 
 def stop_embedded(data_dir: Path) -> int:
@@ -165,7 +171,7 @@ def serve(backbone: Backbone, args: argparse.Namespace) -> int:
     if args.http:
         from ..http.app import serve_http
 
-        return serve_http(backbone, args.http)
+        return serve_http(backbone, args.http, tls_of(args))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     processor = backbone.processor()
@@ -181,6 +187,16 @@ def serve(backbone: Backbone, args: argparse.Namespace) -> int:
     finally:
         processor.close()
     return 0
+
+
+def tls_of(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The certificate and key of ``--tls-cert``/``--tls-key`` (both or neither), or InvalidInput."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InvalidInput("--tls-cert and --tls-key go together")
+    for path in filter(None, (args.tls_cert, args.tls_key)):
+        if not Path(path).is_file():
+            raise InvalidInput(f"no such file: {path}")
+    return (args.tls_cert, args.tls_key) if args.tls_cert else None
 
 
 def submit(backbone: Backbone, args: argparse.Namespace) -> int:

@@ -1,148 +1,260 @@
 """The HTTP gateway on FastAPI: commands in, documents and audit out, health; OpenAPI at /docs.
 
-Every error is a JSON body ``{"error": {"type", "message"}}``: bad input is 400 (422
-for a body that does not validate, 404 for what does not exist, 409 for a rejected
-command), a read-your-writes wait that expires is 504, an unreachable store is 503.
+Every route but ``GET /health`` needs a bearer token (``edge.py``); each route checks the
+principal's scope, and every collection and aggregate is the principal's tenant's
+(``tenant~collection`` in the log and the read models). Errors are ``errors.py``'s shape.
 ``serve_http`` runs the gateway with the command processor and the projection runners.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import sys
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
-from starlette.exceptions import HTTPException
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ...commands.models import parse_command
-from ...domain.errors import InvalidInput, LogUnavailable, ResultTimeout, SyncBackboneError
-from ...projections.errors import NotFound
+from ...domain.documents import aggregate_id, split_aggregate_id
+from ...domain.errors import ConfigurationError, InvalidInput
+from ...domain.names import NAME, qualified, unqualified
+from ...projections.queries import MAX_LIMIT
+from ..app.auth import Principal, TokenVerifier
+from ..app.limits import RateLimiter
 from ..app.queries import parse_positions, parse_where
 from ..app.read_side import ReadSide
 from ..app.sync import SyncService
-from ..bootstrap import Backbone
-from ..common.net import port_open
+from ..bootstrap import Backbone, token_verifier
+from .edge import Edge, principal
+from .errors import ERROR_RESPONSES, ErrorBody, install_error_handlers
+from .health import health_report
 from .sync_routes import sync_router
 
+log = logging.getLogger(__name__)
 STATUS_OF_REJECTION = {"version_conflict": 409, "rejected": 409}
 MAX_WAIT_S = 60.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+POSITIONS = r"^([0-9]{1,9}:[0-9]{1,18}(,[0-9]{1,9}:[0-9]{1,18})*)?$"
+AGGREGATE_ID = NAME[:-1] + "/" + NAME[1:]
+Filter = Annotated[
+    str, StringConstraints(pattern=r"^[^=.\x00-\x1f]+(\.[^=.\x00-\x1f]+)*=[^\x00]*$", max_length=2000)
+]
 
 
-class CommandRequest(BaseModel):
-    """A command, as ``syncbackbone submit`` takes it."""
+def not_a_bool(value: object) -> object:
+    """JSON's true/false are not numbers here (pydantic would read them as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+Version = Annotated[int, BeforeValidator(not_a_bool), Field(ge=0)]
+
+
+class PositionBody(BaseModel):
+    """Where an event landed in the log."""
+
+    partition: int
+    offset: int
+
+
+class ResultBody(BaseModel):
+    """The result of a command: accepted with the events' positions, or rejected with the reason."""
+
+    command_id: str
+    status: Literal["accepted", "rejected"]
+    aggregate_id: str
+    version: int
+    reason: str | None
+    code: str | None
+    positions: list[PositionBody]
+
+
+Refused = ErrorBody | ResultBody
+SECURED = [Depends(HTTPBearer(auto_error=False, description="a JWT: `syncbackbone token issue`, or your issuer's"))]
+
+
+class CommandFields(BaseModel):
+    """What every command request carries; actor, tenant and client come from the token."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str
-    collection: str
-    id: str
-    data: dict[str, Any] | None = None
-    unset: list[str] | None = None
-    expected_version: int | None = None
-    command_id: str | None = None
+    collection: str = Field(pattern=NAME)
+    id: str = Field(pattern=NAME)
+    expected_version: Version | None = None
+    command_id: str | None = Field(default=None, pattern=NAME, description="idempotency key, per principal")
 
 
-def error_body(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+class CreateDocumentRequest(CommandFields):
+    """Create a document with ``data``; rejected if it exists."""
+
+    type: Literal["CreateDocument"]
+    data: dict[str, Any]
 
 
-def status_of(error: SyncBackboneError) -> int:
-    """The HTTP status of one of our errors."""
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, InvalidInput):
-        return 400
-    if isinstance(error, ResultTimeout):
-        return 504
-    return 503 if isinstance(error, LogUnavailable) else 500
+class PutDocumentRequest(CommandFields):
+    """Replace a document's content with ``data``, creating it when missing."""
+
+    type: Literal["PutDocument"]
+    data: dict[str, Any]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Turn every error into a JSON error body."""
+class PatchDocumentRequest(CommandFields):
+    """Set the fields in ``data`` and remove the fields in ``unset``."""
 
-    async def ours(_: Request, e: Exception) -> JSONResponse:
-        assert isinstance(e, SyncBackboneError)
-        return error_body(status_of(e), type(e).__name__, str(e))
-
-    async def invalid(_: Request, e: Exception) -> JSONResponse:
-        assert isinstance(e, RequestValidationError)
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        return error_body(422, "InvalidInput", problems)
-
-    async def http(_: Request, e: Exception) -> JSONResponse:
-        assert isinstance(e, HTTPException)
-        return error_body(e.status_code, "HTTPError", str(e.detail))
-
-    app.add_exception_handler(SyncBackboneError, ours)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(HTTPException, http)
+    type: Literal["PatchDocument"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list, max_length=1000)
 
 
-def create_app(backbone: Backbone, side: ReadSide) -> FastAPI:
-    """The gateway of ``backbone`` reading through ``side``."""
-    app = FastAPI(title="syncbackbone", summary="Commands in, read models out.")
+class DeleteDocumentRequest(CommandFields):
+    """Delete a document."""
+
+    type: Literal["DeleteDocument"]
+
+
+CommandRequest = Annotated[
+    CreateDocumentRequest | PutDocumentRequest | PatchDocumentRequest | DeleteDocumentRequest,
+    Field(discriminator="type"),
+]
+
+
+def caller(request: Request) -> Principal:
+    """The principal the edge admitted for this request."""
+    return principal(request.scope.get("state", {}))
+
+
+def namespaced(who: Principal, command_id: str | None) -> str | None:
+    """A command id in the principal's own namespace (unchanged when auth is off and for a fresh id)."""
+    if command_id is None or not who.tenant:
+        return command_id
+    return f"p{hashlib.sha256(who.key.encode()).hexdigest()[:16]}:{command_id}"
+
+
+def scoped_aggregate(who: Principal, agg_id: str) -> str:
+    """``collection/id`` of the caller's tenant as the log holds it; InvalidInput if malformed."""
+    collection, doc_id = split_aggregate_id(agg_id)
+    return aggregate_id(qualified(who.tenant, collection), doc_id)
+
+
+def as_seen(view: dict[str, Any]) -> dict[str, Any]:
+    """A document view with its collection named as its tenant names it."""
+    return view | {"collection": unqualified(view["collection"])}
+
+
+def create_app(backbone: Backbone, side: ReadSide, verifier: TokenVerifier | None = None) -> FastAPI:
+    """The gateway of ``backbone`` reading through ``side`` (tokens verified as the settings say)."""
+    settings = backbone.settings
+    app = FastAPI(
+        title="syncbackbone",
+        summary="Commands in, read models out.",
+        responses=ERROR_RESPONSES,
+    )
     install_error_handlers(app)
-    queries = side.queries
+    add_command_routes(app, backbone)
+    add_read_routes(app, side)
 
-    @app.post("/commands", summary="Send a command through the bus and return its result")
-    def post_command(body: CommandRequest) -> JSONResponse:
-        fields = body.model_dump(exclude_none=True, exclude={"type"})
-        result = backbone.submit(parse_command(body.type, fields))
-        status = 200 if result.status == "accepted" else STATUS_OF_REJECTION.get(result.code or "", 422)
-        return JSONResponse(result.as_dict(), status_code=status)
-
-    @app.get("/collections/{collection}/documents", summary="Documents of a collection, by id, keyset-paginated")
-    def list_documents(
-        collection: str,
-        where: list[str] = Query(default=[], description="field=value, JSON equality; repeatable"),  # noqa: B008
-        after: str | None = Query(default=None, description="the next_after cursor of the previous page"),
-        limit: int = 100,
-        positions: str = Query(default="", description="read-your-writes: partition:offset,..."),
-        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
-    ) -> dict[str, Any]:
-        queries.wait_for(parse_positions(positions), timeout)
-        return queries.documents(collection, parse_where(where), after, limit).as_dict()
-
-    @app.get("/collections/{collection}/documents/{doc_id}", summary="One document (read-your-writes optional)")
-    def get_document(
-        collection: str,
-        doc_id: str,
-        positions: str = Query(default="", description="wait until the read model passed these: p:o,p:o"),
-        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
-    ) -> dict[str, Any]:
-        queries.wait_for(parse_positions(positions), timeout)
-        return queries.document(collection, doc_id).as_dict()
-
-    @app.get("/aggregates/{aggregate_id:path}/audit", summary="Who changed an aggregate, when, by which command")
-    def get_audit(aggregate_id: str, limit: int = 1000) -> dict[str, Any]:
-        return {"aggregate_id": aggregate_id, "entries": queries.audit(aggregate_id, limit)}
-
-    @app.get("/health", summary="PostgreSQL, Kafka (when configured) and projection lag")
+    @app.get(
+        "/health",
+        summary="ok / degraded / down for PostgreSQL, Kafka (when configured) and projections; no token needed",
+        openapi_extra={"security": []},
+        responses={503: {"description": "a component is down"}},
+    )
     def health() -> JSONResponse:
         report = health_report(backbone, side)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
-    app.include_router(sync_router(SyncService(backbone, queries), backbone.settings.policies))
+    service = SyncService(backbone, side.queries)
+    app.include_router(sync_router(service, settings.policies, caller, SECURED, settings.max_streams_per_principal))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    verifier = verifier if verifier is not None else token_verifier(settings)
+    rate, anonymous = RateLimiter.of(settings.rate_limit), RateLimiter.of(settings.rate_limit_anonymous)
+    app.add_middleware(Edge, verifier=verifier, rate=rate, anonymous=anonymous, max_body=settings.max_body_bytes)
     return app
 
 
-def health_report(backbone: Backbone, side: ReadSide) -> dict[str, Any]:
-    """Whether each dependency answers, and how far behind each projection is."""
-    report: dict[str, Any] = {"postgres": True, "kafka": None, "projections": {}}
-    try:
-        report["projections"] = {name: {"lag": lag} for name, lag in side.lag().items()}
-    except SyncBackboneError as e:
-        report["postgres"], report["error"] = False, str(e)
-    servers = backbone.settings.kafka_bootstrap
-    if servers:
-        host, _, port = servers.split(",")[0].rpartition(":")
-        report["kafka"] = port.isdigit() and port_open(host or "localhost", int(port))
-    report["ok"] = bool(report["postgres"]) and report["kafka"] is not False
-    return report
+def add_command_routes(app: FastAPI, backbone: Backbone) -> None:
+    """``POST /commands``."""
+
+    @app.post(
+        "/commands",
+        summary="Send a command through the bus and return its result",
+        dependencies=SECURED,
+        response_model=ResultBody,
+        responses={
+            409: {"description": "rejected: a stale expected_version, or a business rule", "model": ResultBody},
+            422: {"description": "a body that does not validate, or a command refused as invalid", "model": Refused},
+        },
+    )
+    def post_command(body: CommandRequest, who: Principal = Depends(caller)) -> JSONResponse:  # noqa: B008
+        who.require("write", body.collection)
+        fields = body.model_dump(exclude_none=True, exclude={"type"})
+        fields |= {"collection": qualified(who.tenant, body.collection), "tenant": who.tenant or None}
+        fields |= {"actor": who.subject, "client_id": who.client, "command_id": namespaced(who, body.command_id)}
+        command = parse_command(body.type, {k: v for k, v in fields.items() if v is not None})
+        result = backbone.submit(command).as_dict()
+        result |= {"command_id": body.command_id or command.command_id, "aggregate_id": f"{body.collection}/{body.id}"}
+        status = 200 if result["status"] == "accepted" else STATUS_OF_REJECTION.get(str(result["code"]), 422)
+        return JSONResponse(result, status_code=status)
+
+
+def add_read_routes(app: FastAPI, side: ReadSide) -> None:
+    """Documents and audit trails of the caller's tenant."""
+    queries = side.queries
+
+    @app.get(
+        "/collections/{collection}/documents",
+        summary="Documents of a collection, by id, keyset-paginated",
+        dependencies=SECURED,
+    )
+    def list_documents(
+        collection: str = Path(pattern=NAME),
+        where: list[Filter] = Query(default=[], description="field=value, JSON equality; repeatable"),  # noqa: B008
+        after: str | None = Query(default=None, pattern=NAME, description="the next_after cursor of the previous page"),
+        limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
+        positions: str = Query(default="", pattern=POSITIONS, description="read-your-writes: partition:offset,..."),
+        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
+        who: Principal = Depends(caller),  # noqa: B008
+    ) -> dict[str, Any]:
+        who.require("read", collection)
+        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
+        page = queries.documents(qualified(who.tenant, collection), parse_where(where), after, limit).as_dict()
+        return page | {"items": [as_seen(d) for d in page["items"]]}
+
+    @app.get(
+        "/collections/{collection}/documents/{doc_id}",
+        summary="One document (read-your-writes optional)",
+        dependencies=SECURED,
+    )
+    def get_document(
+        collection: str = Path(pattern=NAME),
+        doc_id: str = Path(pattern=NAME),
+        positions: str = Query(default="", pattern=POSITIONS, description="wait until the read model passed these"),
+        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
+        who: Principal = Depends(caller),  # noqa: B008
+    ) -> dict[str, Any]:
+        who.require("read", collection)
+        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
+        return as_seen(queries.document(qualified(who.tenant, collection), doc_id).as_dict())
+
+    @app.get(
+        "/aggregates/{aggregate_id:path}/audit",
+        summary="Who changed an aggregate, when, by which command (admin)",
+        dependencies=SECURED,
+    )
+    def get_audit(
+        aggregate_id: str = Path(pattern=AGGREGATE_ID, description="collection/id"),
+        limit: int = Query(default=1000, ge=1, le=MAX_LIMIT),
+        who: Principal = Depends(caller),  # noqa: B008
+    ) -> dict[str, Any]:
+        who.require("admin")
+        return {"aggregate_id": aggregate_id, "entries": queries.audit(scoped_aggregate(who, aggregate_id), limit)}
 
 
 def parse_host_port(where: str) -> tuple[str, int]:
@@ -153,14 +265,20 @@ def parse_host_port(where: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def serve_http(backbone: Backbone, where: str) -> int:
+def serve_http(backbone: Backbone, where: str, tls: tuple[str, str] | None = None) -> int:
     """Run the processor, the projection runners and the gateway until Ctrl-C or SIGTERM."""
     host, port = parse_host_port(where)
-    side = backbone.read_side()
+    if backbone.settings.auth == "off":
+        if host not in LOOPBACK:
+            raise ConfigurationError(f"SYNC_AUTH=off serves loopback only; {host!r} is not (use 127.0.0.1)")
+        log.warning("SYNC_AUTH=off: every caller is an admin of every collection; serving loopback only")
+    app = create_app(backbone, side := backbone.read_side())
+    scheme = "https" if tls else "http"
     try:
         with backbone.running_processor(), side.running():
-            print(f"serving http://{host}:{port} (OpenAPI at /docs); Ctrl-C to stop", file=sys.stderr)
-            uvicorn.run(create_app(backbone, side), host=host, port=port, log_level="warning")
+            print(f"serving {scheme}://{host}:{port} (OpenAPI at /docs); Ctrl-C to stop", file=sys.stderr)
+            cert, key = tls or (None, None)
+            uvicorn.run(app, host=host, port=port, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
     finally:
         side.close()
     return 0

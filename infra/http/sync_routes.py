@@ -10,21 +10,28 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import zstandard
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
+from ...domain.errors import Forbidden
 from ...domain.names import NAME
 from ...domain.policy_config import describe
+from ..app.auth import Principal
+from ..app.limits import StreamSlots
 from ..app.sync import MAX_WAIT_S, SyncService
 
 MIN_COMPRESS_BYTES = 256
 SSE_MAX_S = 300.0
 SSE_KEEPALIVE_S = 15.0
+CURSOR = r"^[A-Za-z0-9_-]{1,8000}={0,2}$"
+COLLECTIONS = NAME[:-1] + "(," + NAME[1:-1] + ")*$"
 
 
 class PushRequest(BaseModel):
@@ -71,37 +78,62 @@ def split_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def sync_router(service: SyncService, policies: dict[str, Any]) -> APIRouter:
-    """The ``/sync`` routes over ``service``."""
-    router = APIRouter(prefix="/sync", tags=["sync"])
+def sync_router(
+    service: SyncService,
+    policies: dict[str, Any],
+    caller: Callable[..., Principal],
+    secured: Sequence[Any] = (),
+    max_streams: int = 8,
+) -> APIRouter:
+    """The ``/sync`` routes over ``service``, for the principal ``caller`` gives."""
+    router = APIRouter(prefix="/sync", tags=["sync"], dependencies=secured)
+    streams = StreamSlots(max_streams)
 
     @router.post("/push", summary="Push mutations; each gets applied, merged or rejected")
-    def push(body: PushRequest, timeout: float | None = Query(default=None, gt=0, le=MAX_WAIT_S)) -> JSONResponse:
-        return JSONResponse({"results": service.push(body.client, body.mutations, timeout)})
+    def push(
+        body: PushRequest,
+        timeout: float | None = Query(default=None, gt=0, le=MAX_WAIT_S),
+        who: Principal = Depends(caller),  # noqa: B008
+    ) -> JSONResponse:
+        client = device(who, body.client)
+        for collection in mutated_collections(body.mutations):
+            who.require("write", collection)
+        return JSONResponse({"results": service.push(client, body.mutations, timeout)})
 
     @router.get("/pull", summary="Changes after a cursor, paginated; long-poll with wait")
     def pull(
         request: Request,
-        cursor: str | None = Query(default=None, description="the cursor of the previous pull; none to start"),
-        collections: str = Query(default="", description="subscribed collections: a,b (default: the cursor's)"),
-        limit: int = Query(default=500, description="changes per page, 1..1000"),
+        cursor: str | None = Query(default=None, pattern=CURSOR, description="the previous cursor; none to start"),
+        collections: str = Query(pattern=COLLECTIONS, description="subscribed collections: a,b"),
+        limit: int = Query(default=500, ge=1, le=1000, description="changes per page"),
         wait: float = Query(default=0.0, ge=0, le=MAX_WAIT_S, description="seconds to wait for a change"),
+        who: Principal = Depends(caller),  # noqa: B008
     ) -> Response:
-        page = service.wait_pull(cursor, split_names(collections), limit, wait)
+        names = readable(who, split_names(collections))
+        with streams.held(who.key) if wait > 0 else nullcontext():
+            page = service.wait_pull(cursor, names, limit, wait)
         return compressed_json(page, request.headers.get("accept-encoding", ""))
 
-    @router.get("/stream", summary="Server-sent events: each page of changes after the cursor, as it comes")
+    @router.get(
+        "/stream",
+        summary="Server-sent events: each page of changes after the cursor, as it comes",
+        response_class=StreamingResponse,
+        responses={200: {"description": "an event stream", "content": {"text/event-stream": {}}}},
+    )
     def stream(
-        cursor: str | None = None,
-        collections: str = "",
+        cursor: str | None = Query(default=None, pattern=CURSOR, description="the previous cursor; none to start"),
+        collections: str = Query(pattern=COLLECTIONS, description="subscribed collections: a,b"),
         timeout: float = Query(default=SSE_MAX_S, gt=0, le=SSE_MAX_S, description="seconds before the stream ends"),
+        who: Principal = Depends(caller),  # noqa: B008
     ) -> StreamingResponse:
-        names = split_names(collections)
+        names = readable(who, split_names(collections))
         service.pull(cursor, names, 1)  # refuse a bad cursor or subscription before streaming
-        return StreamingResponse(events(service, cursor, names, timeout), media_type="text/event-stream")
+        release = streams.acquire(who.key)  # given back when the stream ends, even if it never started
+        chunks = held_while(release, events(service, cursor, names, timeout))
+        return StreamingResponse(chunks, media_type="text/event-stream", background=BackgroundTask(release))
 
     @router.get("/policies", summary="The conflict policy of each collection (* = every other one)")
-    def get_policies() -> dict[str, Any]:
+    def get_policies(who: Principal = Depends(caller)) -> dict[str, Any]:  # noqa: B008
         return describe(policies)
 
     return router
@@ -120,3 +152,30 @@ def events(service: SyncService, cursor: str | None, collections: list[str], tim
         elif time.monotonic() - last_sent >= SSE_KEEPALIVE_S:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
+
+
+def device(who: Principal, body_client: str) -> str:
+    """The pushing client: the token's ``client`` when it names one (the body must agree), else the body's."""
+    if who.client is not None and body_client != who.client:
+        raise Forbidden(f"this token is for client {who.client!r}, not {body_client[:60]!r}")
+    return body_client
+
+
+def mutated_collections(mutations: list[Any]) -> set[str]:
+    """The collections a push's mutations name (malformed ones are refused later, one by one)."""
+    return {m["collection"] for m in mutations if isinstance(m, dict) and isinstance(m.get("collection"), str)}
+
+
+def readable(who: Principal, collections: list[str]) -> list[str]:
+    """``collections``, each checked readable by ``who``."""
+    for collection in collections:
+        who.require("read", collection)
+    return collections
+
+
+def held_while(release: Callable[[], None], chunks: Iterator[str]) -> Iterator[str]:
+    """``chunks``, calling ``release`` when the stream ends or the client goes."""
+    try:
+        yield from chunks
+    finally:
+        release()

@@ -62,10 +62,15 @@ def translate(e: psycopg.Error, what: str) -> SyncBackboneError:
     if isinstance(e, psycopg.errors.UniqueViolation):
         return ConcurrencyConflict(redacted(f"{what}: {e.diag.message_detail or e}"))
     if isinstance(e, REFUSED):
-        return InvalidInput(redacted(f"{what}: PostgreSQL refused the data: {type(e).__name__}: {e}"))
+        return InvalidInput(redacted(f"{what}: PostgreSQL refused the data: {type(e).__name__}: {primary(e)}"))
     if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
-        return LogUnavailable(redacted(f"{what}: PostgreSQL is unavailable: {e}"))
-    return LogError(redacted(f"{what}: {type(e).__name__}: {e}"))
+        return LogUnavailable(redacted(f"{what}: PostgreSQL is unavailable: {primary(e)}"))
+    return LogError(redacted(f"{what}: {type(e).__name__}: {primary(e)}"))
+
+
+def primary(e: psycopg.Error) -> str:
+    """The error's first line only: PostgreSQL's DETAIL and CONTEXT may quote the data, which never goes in errors."""
+    return (e.diag.message_primary or str(e)).splitlines()[0] if str(e) or e.diag.message_primary else type(e).__name__
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ...commands.models import PutDocument
-from ...domain.errors import ConfigurationError, ResultTimeout
+from ...domain.errors import ResultTimeout
 from ..bootstrap import Backbone, bootstrap, resolve_pg_dsn
 from ..common.progress import Progress
 from ..kafka.kafka_python.baseline import raw_produce_rate
@@ -49,9 +49,8 @@ class Figures:
         ]
 
 
-def run_bench(what: str, count: int, only: str | None) -> int:
-    if what != "commands":
-        raise ConfigurationError(f"unknown benchmark {what!r}; try: commands")
+def run_bench(count: int, only: str | None) -> int:
+    """``bench commands``: each log's figures against their raw baselines, printed at the end."""
     figures = []
     if only in (None, "embedded"):
         figures.append(bench_log(load_settings(kafka_bootstrap=None, namespace=bench_ns()), count))
@@ -107,7 +106,7 @@ def processor_process(settings: Settings, pg_dsn: str) -> Iterator[None]:
     else:
         env.pop("SYNC_KAFKA_BOOTSTRAP", None)
         env["SYNC_PG_DSN"] = pg_dsn
-    proc = subprocess.Popen([sys.executable, "-m", "syncbackbone.infra.cli.main", "serve"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "syncbackbone.infra.cli", "serve"], env=env)
     try:
         yield
     finally:

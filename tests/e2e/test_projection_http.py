@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from support import TEST_AUTH_SECRET, bearer
 
 from syncbackbone.infra.bootstrap import bootstrap
 from syncbackbone.infra.http.app import create_app
@@ -15,10 +16,12 @@ from syncbackbone.infra.settings import load_settings
 
 @pytest.fixture
 def client(pg_dsn: str, namespace: str) -> Iterator[TestClient]:
-    backbone = bootstrap(load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace))
+    settings = load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, auth_secret=TEST_AUTH_SECRET)
+    backbone = bootstrap(settings)
     side = backbone.read_side()
     try:
-        with backbone.running_processor(), side.running(), TestClient(create_app(backbone, side)) as c:
+        app = create_app(backbone, side)
+        with backbone.running_processor(), side.running(), TestClient(app, headers=bearer()) as c:
             yield c
     finally:
         side.close()
@@ -100,15 +103,15 @@ def test_health_reports_postgres_and_projection_lag(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "payload", "status", "kind"),
     [
-        ("post", "/commands", {"type": "FrobDocument", "collection": "c", "id": "x"}, 400, "InvalidInput"),
-        ("post", "/commands", {"type": "PutDocument", "collection": "a/b", "id": "x", "data": {}}, 400, "InvalidInput"),
+        ("post", "/commands", {"type": "FrobDocument", "collection": "c", "id": "x"}, 422, "InvalidInput"),
+        ("post", "/commands", {"type": "PutDocument", "collection": "a/b", "id": "x", "data": {}}, 422, "InvalidInput"),
         ("post", "/commands", {"type": "PutDocument", "collection": "c", "id": "x", "data": []}, 422, "InvalidInput"),
         ("post", "/commands", {"type": "PutDocument", "collection": "c", "id": "x", "oops": 1}, 422, "InvalidInput"),
         ("get", "/collections/notes/documents/missing", None, 404, "NotFound"),
-        ("get", "/collections/notes/documents?limit=0", None, 400, "InvalidInput"),
+        ("get", "/collections/notes/documents?limit=0", None, 422, "InvalidInput"),
         ("get", "/collections/notes/documents?where=novalue", None, 400, "InvalidInput"),
         ("get", "/collections/notes/documents?limit=ten", None, 422, "InvalidInput"),
-        ("get", "/collections/no%20spaces/documents", None, 400, "InvalidInput"),
+        ("get", "/collections/no%20spaces/documents", None, 422, "InvalidInput"),
         ("get", "/collections/notes/documents/a?positions=zero", None, 400, "InvalidInput"),
         ("get", "/collections/notes/documents/a?positions=0:99999&timeout=0.2", None, 504, "ProjectionLagging"),
         ("get", "/aggregates/notes/none/audit", None, 404, "NotFound"),

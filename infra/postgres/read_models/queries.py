@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ....domain.names import checked_name
+from ....domain.names import checked_collection, checked_name
 from ....domain.records import Position
 from ....projections.errors import NotFound, ProjectionLagging
 from ....projections.queries import DocumentView, Page, ReadModelQueries, checked_limit
@@ -40,7 +40,7 @@ class ReadModels(ReadModelQueries):
 
     def document(self, collection: str, doc_id: str, include_deleted: bool = False) -> DocumentView:
         """One document, or NotFound (also when deleted, unless ``include_deleted``)."""
-        checked_name(collection, "collection")
+        checked_collection(collection)
         checked_name(doc_id, "id")
         row = self._database.fetchone(
             f"SELECT collection, id, version, data, deleted, updated_at FROM {self._schema('documents')}.documents"
@@ -60,7 +60,7 @@ class ReadModels(ReadModelQueries):
         include_deleted: bool = False,
     ) -> Page:
         """Documents of ``collection`` whose data contains ``where``, by id, after the cursor ``after``."""
-        checked_name(collection, "collection")
+        checked_collection(collection)
         checked_limit(limit)
         clauses = ["collection = %s", "id > %s"]
         params: list[Any] = [collection, after or ""]
@@ -92,7 +92,7 @@ class ReadModels(ReadModelQueries):
 
     def changes(self, collection: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """The change feed of ``collection`` after position ``after`` (a cursor), oldest first."""
-        checked_name(collection, "collection")
+        checked_collection(collection)
         checked_limit(limit)
         rows = self._database.fetchdicts(
             f"SELECT position, id, version, op, data, unset, recorded_at, causation_id, actor"
