@@ -2,22 +2,41 @@
 
 Every command carries a ``command_id`` (its idempotency key) and an optional
 ``expected_version`` (the version it was made against; 0 means "must not exist").
+Every field value passes the domain's one value check (no NUL, no NaN or Infinity, no
+nesting deeper than 32) and no change names the reserved ``_sync`` field: HTTP, the CLI and
+the bus (the processor decodes every record through these models) all refuse the same.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.documents import aggregate_id
 from ..domain.errors import InvalidInput
 from ..domain.hlc import PATTERN as HLC_PATTERN
 from ..domain.names import NAME, QUALIFIED_NAME
+from ..domain.values import reserved_problem, value_problem
 
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+MAX_ID = 200
+"""The longest command id (and actor, correlation id, client id)."""
+
+
+def storable(value: Any) -> Any:
+    """``value`` if it can be stored and names no reserved field, else ValueError with the one-line reason."""
+    problem = value_problem(value) or reserved_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Fields = Annotated[dict[str, Any], AfterValidator(storable)]
+"""Fields of a document (to set, or CRDT deltas by field), checked with the domain's value check."""
+FieldNames = Annotated[list[str], AfterValidator(storable)]
 
 
 def new_command_id() -> str:
@@ -30,9 +49,9 @@ class Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=200, pattern=TEXT)
-    collection: str = Field(pattern=QUALIFIED_NAME)
-    id: str = Field(pattern=NAME)
+    command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=MAX_ID, pattern=TEXT)
+    collection: str = Field(max_length=64 + 1 + 200, pattern=QUALIFIED_NAME)
+    id: str = Field(max_length=200, pattern=NAME)
     expected_version: int | None = Field(default=None, ge=0)
     actor: str | None = Field(default=None, max_length=200, pattern=TEXT)
     correlation_id: str | None = Field(default=None, max_length=200, pattern=TEXT)
@@ -51,20 +70,20 @@ class Command(BaseModel):
 class CreateDocument(Command):
     """Create a document with ``data``; rejected if it exists."""
 
-    data: dict[str, Any]
+    data: Fields
 
 
 class PutDocument(Command):
     """Replace a document's content with ``data``, creating it when missing."""
 
-    data: dict[str, Any]
+    data: Fields
 
 
 class PatchDocument(Command):
     """Set the fields in ``data`` and remove the fields in ``unset``."""
 
-    data: dict[str, Any] = Field(default_factory=dict)
-    unset: list[str] = Field(default_factory=list)
+    data: Fields = Field(default_factory=dict)
+    unset: FieldNames = Field(default_factory=list)
 
 
 class DeleteDocument(Command):
@@ -79,10 +98,10 @@ class ApplyMutation(Command):
     """
 
     op: Literal["create", "put", "patch", "delete"] = "patch"
-    data: dict[str, Any] = Field(default_factory=dict)
-    unset: list[str] = Field(default_factory=list)
+    data: Fields = Field(default_factory=dict)
+    unset: FieldNames = Field(default_factory=list)
     clock: str | None = Field(default=None, pattern=HLC_PATTERN)
-    crdt: dict[str, Any] = Field(default_factory=dict)
+    crdt: Fields = Field(default_factory=dict)
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {
@@ -104,5 +123,8 @@ def parse_command(type_name: str, fields: Mapping[str, Any]) -> Command:
 
 def describe_validation_error(type_name: str, error: ValidationError) -> str:
     """One line per problem: ``field: message``."""
-    problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in error.errors())
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in error.errors()
+    )
     return f"invalid {type_name}: {problems}"

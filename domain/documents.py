@@ -1,8 +1,8 @@
 """The Document aggregate: a JSON object identified by collection and id.
 
 State is folded from events with ``apply``; the decision functions return the
-events a command produces, or raise ``CommandRejected``. Replaying history and
-handling a command run the same ``apply``.
+events a command produces, or raise ``CommandRejected`` (also for a change of the
+reserved ``_sync`` field). Replaying history and handling a command run the same ``apply``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from .errors import CommandRejected, InvalidInput
+from .values import refuse_reserved
 
 JSON = dict[str, Any]
 AGGREGATE_TYPE = "document"
@@ -121,6 +122,7 @@ def fold(doc: Document, events: Iterable[DocumentEvent]) -> Document:
 
 def create(doc: Document, data: Mapping[str, Any]) -> list[DocumentEvent]:
     """Create a document that does not exist (or was deleted)."""
+    refuse_reserved(data)
     if doc.exists:
         raise CommandRejected(f"document {doc.collection}/{doc.id} already exists")
     return [DocumentCreated(dict(data))]
@@ -128,6 +130,7 @@ def create(doc: Document, data: Mapping[str, Any]) -> list[DocumentEvent]:
 
 def put(doc: Document, data: Mapping[str, Any]) -> list[DocumentEvent]:
     """Replace a document's content, creating it when missing."""
+    refuse_reserved(data)
     if doc.exists:
         return [DocumentReplaced(dict(data))]
     return [DocumentCreated(dict(data))]
@@ -135,6 +138,7 @@ def put(doc: Document, data: Mapping[str, Any]) -> list[DocumentEvent]:
 
 def patch(doc: Document, set_: Mapping[str, Any], unset: Iterable[str]) -> list[DocumentEvent]:
     """Set and remove fields of an existing document."""
+    refuse_reserved([*set_, *unset])
     if not doc.exists:
         raise CommandRejected(f"document {doc.collection}/{doc.id} does not exist")
     return [DocumentPatched(dict(set_), tuple(unset))]

@@ -27,8 +27,9 @@ from .documents import (
     DocumentPatched,
 )
 from .errors import CommandRejected, VersionConflict
+from .values import RESERVED_KEY, refuse_reserved
 
-SYNC_KEY = "_sync"
+SYNC_KEY = RESERVED_KEY
 Op = Literal["create", "put", "patch", "delete"]
 BaseLoader = Callable[[int], Document]
 """The document as it was at a given version (for three-way merges)."""
@@ -95,8 +96,7 @@ def targets(change: Change, doc: Document, keep: Iterable[str] = ()) -> tuple[JS
 
 def guard(change: Change, doc: Document) -> None:
     """Refuse what no policy can resolve: reserved fields, a base from the future, a lost document."""
-    if SYNC_KEY in change.set or SYNC_KEY in change.unset or SYNC_KEY in change.crdt:
-        raise CommandRejected(f"the field {SYNC_KEY!r} is reserved for conflict-policy metadata")
+    refuse_reserved([*change.set, *change.unset, *change.crdt])
     if change.base_version is not None and change.base_version > doc.version:
         raise VersionConflict(change.base_version, doc.version)
     if change.op == "create" and doc.exists:
