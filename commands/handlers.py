@@ -1,7 +1,10 @@
 """Handlers: one per command, each mapping a command and the document's state to events.
 
-The conflict policy of the command's collection is consulted first (G4); then the
-domain decides. ``COMMAND_HANDLERS`` routes by command class.
+First the second line behind the edge's checks: the change's values, clocks, CRDT
+replicas and steps, and size, within the book's limits. Then the conflict policy of the
+command's collection is consulted (G4) and the domain decides; the document a decision
+leaves must be within the size limit, unless it shrank. ``COMMAND_HANDLERS`` routes by
+command class.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..domain import documents
-from ..domain.documents import Document, DocumentEvent
+from ..domain.documents import Document, DocumentEvent, fold
+from ..domain.errors import InvalidInput, TooLarge
+from ..domain.limits import check_change, check_steps
 from ..domain.mutations import BaseLoader, Change, Op, no_base, plain
 from ..domain.policies import PolicyBook
+from ..domain.values import json_size, value_problem
 from .models import ApplyMutation, Command, CreateDocument, DeleteDocument, PatchDocument, PutDocument
 
 
@@ -49,15 +55,33 @@ Handler = Callable[[Command, Document], list[DocumentEvent]]
 
 
 def handle(cmd: Command, doc: Document, policies: PolicyBook, base: BaseLoader = no_base) -> list[DocumentEvent]:
-    """The events ``cmd`` produces on ``doc``; raises DomainError when it cannot apply.
+    """The events ``cmd`` produces on ``doc``; raises DomainError when it cannot apply, InvalidInput
+    (TooLarge, ClockSkew) when it breaks a limit.
 
     A policy that resolves conflicts decides every change of its collection (``base``
     gives it older versions of the document); otherwise the policy checks and the
     command's handler decides.
     """
+    change, limits = change_of(cmd), policies.limits
+    if problem := value_problem(change.set, "data") or value_problem(change.crdt, "crdt"):
+        raise InvalidInput(problem)
+    check_change(change.set, change.crdt, change.clock, change.client, limits)
+    check_steps(change.crdt, doc, limits)
+    events = decide(cmd, change, doc, policies, base)
+    size = json_size(fold(doc, events).data)
+    if size > limits.max_document_bytes and size > json_size(doc.data):  # a document that shrinks may pass
+        raise TooLarge(
+            f"document {cmd.aggregate_id[:120]} would take {size:,} bytes as JSON; "
+            f"the limit is {limits.max_document_bytes:,} (SYNC_MAX_DOCUMENT_BYTES)"
+        )
+    return events
+
+
+def decide(cmd: Command, change: Change, doc: Document, policies: PolicyBook, base: BaseLoader) -> list[DocumentEvent]:
+    """The events of ``cmd`` as its collection's policy and the command's handler decide them."""
     policy = policies.for_collection(cmd.collection)
     if policy.resolves:
-        return policy.decide(change_of(cmd), doc, base)
+        return policy.decide(change, doc, base)
     policy.check(doc, cmd.expected_version)
     handler = COMMAND_HANDLERS[type(cmd)]
     return handler(cmd, doc)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 
 from ..domain.documents import Document, DocumentEvent, apply, fold, split_aggregate_id
-from ..domain.errors import CommandRejected, DomainError, InvalidInput, LogError, SyncBackboneError, VersionConflict
+from ..domain.errors import DomainError, InvalidInput, LogError, SyncBackboneError, rejection_code
 from ..domain.policies import PolicyBook
 from ..domain.records import EventMeta, NewEvent
 from .base_versions import base_loader
@@ -153,7 +153,7 @@ class CommandProcessor:
         doc = self._docs.get(cmd.aggregate_id) or Document(cmd.collection, cmd.id)
         try:
             events = handle(cmd, doc, self._policies, base_loader(self._log, self._codec, cmd.aggregate_id, outcome))
-        except DomainError as e:
+        except (DomainError, InvalidInput) as e:  # a rule refuses it, or it breaks a limit (second line)
             outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return
         except LogError:  # the log could not be read (e.g. base versions): the round fails and comes again
@@ -167,8 +167,8 @@ class CommandProcessor:
             return
         try:
             doc, new = self._encode(cmd, doc, events)
-        except InvalidInput as e:  # e.g. NaN in the data, or events too large for the log
-            outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), "invalid"))
+        except InvalidInput as e:  # e.g. events too large for the log
+            outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return
         if len(self._docs) >= MAX_CACHED_DOCUMENTS:  # a miss only reloads from the log
             self._docs.clear()
@@ -199,13 +199,9 @@ def meta_of(cmd: Command) -> EventMeta:
     )
 
 
-def code_of(error: DomainError) -> str:
+def code_of(error: SyncBackboneError) -> str:
     """The machine-readable code of a rejection."""
-    if isinstance(error, VersionConflict):
-        return "version_conflict"
-    if isinstance(error, CommandRejected):
-        return "rejected"
-    return "domain_error"
+    return rejection_code(error)
 
 
 def header(record: CommandRecord, name: str) -> str | None:

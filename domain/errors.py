@@ -9,7 +9,8 @@ adapters translate driver errors into these (``raise LogUnavailable(...) from e`
     │   └── VersionConflict         expected_version differs from the aggregate's (carries current)
     ├── InvalidInput                input that is malformed: bad JSON, failed validation, unknown type
     │   ├── UnknownSchema           a record whose writer schema is not in schemas/
-    │   └── TooLarge                input over a size limit (HTTP 413)
+    │   ├── TooLarge                input over a size limit (HTTP 413)
+    │   └── ClockSkew               a clock too far ahead of the server's time
     ├── LogError                    the event log or the bus refused or failed an operation
     │   ├── ConcurrencyConflict     an append found an (aggregate, version) already taken
     │   ├── WriterFenced            this writer lost ownership of the partition (stale owner)
@@ -57,6 +58,10 @@ class TooLarge(InvalidInput):
     """Input over a size limit (a body, a document)."""
 
 
+class ClockSkew(InvalidInput):
+    """A hybrid logical clock further ahead of the server's time than SYNC_MAX_CLOCK_SKEW_MS allows."""
+
+
 class LogError(SyncBackboneError):
     """The event log or the command bus failed an operation."""
 
@@ -95,3 +100,19 @@ class RateLimited(SyncBackboneError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+REJECTION_CODES: tuple[tuple[type[SyncBackboneError], str], ...] = (
+    (VersionConflict, "version_conflict"),
+    (CommandRejected, "rejected"),
+    (DomainError, "domain_error"),
+    (ClockSkew, "clock_skew"),
+    (TooLarge, "too_large"),
+    (InvalidInput, "invalid"),
+)
+"""The machine-readable code of each kind of refusal, most specific first."""
+
+
+def rejection_code(error: SyncBackboneError) -> str:
+    """The code a result carries when ``error`` refused its command (``invalid`` for any other error)."""
+    return next((code for cls, code in REJECTION_CODES if isinstance(error, cls)), "invalid")

@@ -19,6 +19,8 @@ from .errors import InvalidInput
 PATTERN = r"^[0-9]{15}\.[0-9]{5}\.[A-Za-z0-9_.:@-]{1,200}$"
 _TEXT = re.compile(PATTERN)
 MAX_COUNTER = 99_999
+MAX_WALL_MS = 10**15 - 1
+"""The largest wall time the 15-digit text form holds (about the year 33658)."""
 
 
 def wall_ms() -> int:
@@ -46,10 +48,13 @@ class Timestamp:
         return cls(int(wall), int(counter), node)
 
     def successor(self, node: str) -> Timestamp:
-        """The smallest timestamp of ``node`` that is later than this one."""
+        """The smallest timestamp of ``node`` that is later than this one; at the very end of
+        the text form (``MAX_WALL_MS``, ``MAX_COUNTER``) it stays there rather than overflow."""
         if self.counter < MAX_COUNTER:
             return Timestamp(self.wall_ms, self.counter + 1, node)
-        return Timestamp(self.wall_ms + 1, 0, node)
+        if self.wall_ms < MAX_WALL_MS:
+            return Timestamp(self.wall_ms + 1, 0, node)
+        return Timestamp(MAX_WALL_MS, MAX_COUNTER, node)
 
 
 ZERO = Timestamp(0, 0, "")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from .documents import Document, DocumentEvent
 from .errors import VersionConflict
+from .limits import Limits
 from .mutations import BaseLoader, Change, no_base, plain
 from .names import unqualified
 
@@ -49,13 +50,18 @@ class StrictPolicy(ConflictPolicy):
 
 
 class PolicyBook:
-    """The conflict policy of each collection, with a default for the rest."""
+    """The conflict policy of each collection, with a default for the rest, and the ``limits`` every
+    change is decided within."""
 
     def __init__(
-        self, default: ConflictPolicy | None = None, per_collection: Mapping[str, ConflictPolicy] | None = None
+        self,
+        default: ConflictPolicy | None = None,
+        per_collection: Mapping[str, ConflictPolicy] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._default = default or StrictPolicy()
         self._per_collection = dict(per_collection or {})
+        self.limits = limits or Limits()
 
     def for_collection(self, collection: str) -> ConflictPolicy:
         """The policy that governs ``collection`` (a tenant's ``tenant~notes`` is governed as ``notes``)."""

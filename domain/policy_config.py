@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import CommandRejected, ConfigurationError
+from .limits import Limits
 from .lww import CrdtPolicy, LwwPolicy
 from .merge import MergePolicy
 from .policies import ConflictPolicy, PolicyBook, StrictPolicy
@@ -50,12 +51,13 @@ def _build(name: object, fields: dict[str, str], fallback: str) -> ConflictPolic
     raise CommandRejected(f"unknown policy {name!r}; expected one of {', '.join(NAMES)}")
 
 
-def policy_book(config: Mapping[str, Any] | None) -> PolicyBook:
-    """The PolicyBook of ``config`` (collection -> spec; ``*`` is the default, strict when absent)."""
+def policy_book(config: Mapping[str, Any] | None, limits: Limits | None = None) -> PolicyBook:
+    """The PolicyBook of ``config`` (collection -> spec; ``*`` is the default, strict when absent), deciding
+    within ``limits`` (the defaults when None)."""
     config = dict(config or {})
     default = config.pop("*", "strict")
     per_collection = {name: policy_from_spec(spec, f"policy of {name!r}") for name, spec in config.items()}
-    return PolicyBook(policy_from_spec(default, "default policy ('*')"), per_collection)
+    return PolicyBook(policy_from_spec(default, "default policy ('*')"), per_collection, limits)
 
 
 def describe(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ...commands.results import CommandResult
 from ...commands.snapshots import SnapshotPolicy, Snapshots
 from ...domain.documents import Document, DocumentEvent, fold, split_aggregate_id
 from ...domain.errors import ResultTimeout
+from ...domain.limits import Limits
 from ...domain.policies import PolicyBook
 from ...domain.policy_config import policy_book
 from ...domain.records import StoredEvent
@@ -118,8 +119,13 @@ class Backbone:
         return CommandProcessor(self.log, self.stream(), self.codec, self.policies(), snapshots=snapshots)
 
     def policies(self) -> PolicyBook:
-        """The conflict policy of each collection, from SYNC_POLICIES."""
-        return policy_book(self.settings.policies)
+        """The conflict policy of each collection, from SYNC_POLICIES, deciding within ``limits()``."""
+        return policy_book(self.settings.policies, self.limits())
+
+    def limits(self) -> Limits:
+        """What one change may carry: SYNC_MAX_DOCUMENT_BYTES, SYNC_MAX_CLOCK_SKEW_MS, SYNC_MAX_COUNTER_STEP."""
+        settings = self.settings
+        return Limits(settings.max_document_bytes, settings.max_clock_skew_ms, settings.max_counter_step)
 
     def snapshot_store(self) -> SnapshotStore:
         """The snapshot store, made on first use."""
