@@ -110,10 +110,14 @@ class LocalStore:
         db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", [seq])
 
     def rebase(self, db: sqlite3.Connection, collection: str, doc_id: str, after_seq: int, version: int) -> None:
-        """Move the document's later pending mutations onto ``version`` (they were made on top of it)."""
+        """After mutation ``after_seq`` landed at ``version``, move the document's later pending mutations
+        made on the version right before it onto ``version``: nothing else came in between, so they were
+        made on top of it. One made on an older version keeps its base: the document changed meanwhile
+        (e.g. a merge with another client's edit), and the server merges it against what it was made on,
+        so a later put never deletes fields it did not see."""
         for mutation in self.pending(collection, doc_id):
             base = mutation.get("base_version")
-            if mutation["seq"] > after_seq and base is not None and base < version:
+            if mutation["seq"] > after_seq and base is not None and base == version - 1:
                 mutation["base_version"] = version
                 db.execute("UPDATE outbox SET mutation = ? WHERE seq = ?", [json.dumps(mutation), mutation["seq"]])
 

@@ -1,14 +1,20 @@
 """The sync protocol behind ``/sync``: push a batch of mutations, pull the change feed after a cursor.
 
-Push: each mutation becomes an ``ApplyMutation`` command with the id ``<client>:<seq>``
-(its idempotency key: a retried push is answered from the log, never applied twice).
-Mutations of one document go in waves, in seq order; a later one is rebased on the
-version an earlier one of the same push landed at, since the client made it on top.
-Each mutation gets its own result: ``applied``, ``merged`` (a ConflictResolved was
-recorded) or ``rejected`` (with the code, the reason and the server's state).
+Push: each mutation is checked at the edge before anything is stored (the command model's
+value check, then the limits: size, clock skew and the clock's node, CRDT replicas) and
+becomes an ``ApplyMutation`` command with the id ``<client>:<seq>`` (its idempotency key: a
+retried push is answered from the log, never applied twice). A mutation without a clock is
+stamped with the server's time on arrival, so under lww it competes like any other write.
+Mutations of one document go in waves, in seq order. A later one is moved onto the version
+an earlier one of the same push landed at only when every version since its base was made
+by this push, one after the other (the client made it on top of them); otherwise, e.g.
+after a merge with another client's change, it keeps its own base and is merged (or
+rejected) against that, so a later put never deletes fields it did not see. Each mutation
+gets its own result (``push_results``): ``applied``, ``merged`` (a ConflictResolved was
+recorded) or ``rejected`` (with the code and the reason).
 
 Pull: the ``changes`` read model of each subscribed collection after an opaque cursor
-(base64 of the position reached per collection, and the build of the read model they count
+(``cursors``: the position reached per collection, and the build of the read model they count
 in), a page at a time. A rebuild of ``changes`` numbers the positions afresh, so a cursor of
 an older build starts over from the first change, and the page says ``"reset": true``;
 clients apply a change only if it is newer than their copy, so starting over is safe.
@@ -16,30 +22,36 @@ clients apply a change only if it is newer than their copy, so starting over is 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...commands.models import ApplyMutation, describe_validation_error
+from ...commands.models import MAX_ID, ApplyMutation, describe_validation_error
 from ...commands.results import CommandResult
-from ...domain.documents import ConflictResolved, Document, fold, split_aggregate_id
+from ...commands.snapshots import Snapshots
+from ...domain.documents import ConflictResolved, Document
 from ...domain.errors import InvalidInput
 from ...domain.hlc import PATTERN as HLC_PATTERN
+from ...domain.hlc import HybridClock
+from ...domain.limits import Limits, check_change
 from ...domain.names import NAME, checked_name
-from ...domain.records import StoredEvent
 from ...projections.queries import ReadModelQueries, checked_limit
 from ..common.backoff import poll
 from .backbone import Backbone
+from .cursors import decode_cursor, encode_cursor
+from .push_results import Pushed, answered, refused, with_states
 
-CURSOR_VERSION = 1
-Histories = dict[str, list[StoredEvent]]
 MAX_WAIT_S = 60.0
+MAX_SEQ = 2**63 - 1
+MAX_CLIENT = MAX_ID - 1 - len(str(MAX_SEQ))
+"""The longest client name: its command ids ``<client>:<seq>`` must fit in MAX_ID characters."""
+STATE_BUDGET_FACTOR = 4
+"""The states of one push's results total at most this many times SYNC_MAX_BODY_BYTES."""
+Chain = tuple[int, int]
+"""Versions (after, upto] of a document made by one push, each on the one before."""
 
 
 class Mutation(BaseModel):
@@ -47,9 +59,9 @@ class Mutation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seq: int = Field(ge=0, description="the client's sequence number: with the client id, the idempotency key")
-    collection: str = Field(pattern=NAME)
-    id: str = Field(pattern=NAME)
+    seq: int = Field(ge=0, le=MAX_SEQ, description="the client's sequence number; with the client, the idempotency key")
+    collection: str = Field(max_length=200, pattern=NAME)
+    id: str = Field(max_length=200, pattern=NAME)
     op: Literal["create", "put", "patch", "delete"] = "patch"
     base_version: int | None = Field(default=None, ge=0, description="the version the change was made against")
     clock: str | None = Field(default=None, pattern=HLC_PATTERN, description="hybrid logical timestamp")
@@ -57,33 +69,21 @@ class Mutation(BaseModel):
     unset: list[str] = Field(default_factory=list)
     crdt: dict[str, Any] = Field(default_factory=dict, description="deltas of CRDT-typed fields")
 
-    def command(self, client: str) -> ApplyMutation:
-        return ApplyMutation(
-            command_id=f"{client}:{self.seq}",
-            client_id=client,
-            actor=client,
-            collection=self.collection,
-            id=self.id,
-            expected_version=self.base_version,
-            **self.model_dump(include={"op", "clock", "data", "unset", "crdt"}),
-        )
-
-
-@dataclass(slots=True)
-class Pushed:
-    """The result of one mutation of a push."""
-
-    seq: int | None
-    status: str
-    command_id: str | None = None
-    version: int = 0
-    code: str | None = None
-    reason: str | None = None
-    retryable: bool = False
-    state: dict[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def command(self, client: str, clock: HybridClock) -> ApplyMutation:
+        """The command of this mutation by ``client`` (stamped by ``clock`` if it has no clock), or InvalidInput."""
+        try:
+            return ApplyMutation(
+                command_id=f"{client}:{self.seq}",
+                client_id=client,
+                actor=client,
+                collection=self.collection,
+                id=self.id,
+                expected_version=self.base_version,
+                clock=self.clock or str(clock.now()),
+                **self.model_dump(include={"op", "data", "unset", "crdt"}),
+            )
+        except ValidationError as e:
+            raise InvalidInput(describe_validation_error("mutation", e)) from e
 
 
 @dataclass(slots=True)
@@ -102,36 +102,25 @@ def parse_mutation(raw: Any) -> Mutation:
         raise InvalidInput(describe_validation_error("mutation", e)) from e
 
 
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Where a client's pull stands: the position reached per collection, in build ``generation`` of ``changes``."""
-
-    positions: dict[str, int] = field(default_factory=dict)
-    generation: int | None = None
-    """None: a cursor from before generations were recorded, or no cursor."""
-
-
-def encode_cursor(positions: dict[str, int], generation: int) -> str:
-    raw = {"v": CURSOR_VERSION, "g": generation, "p": dict(sorted(positions.items()))}
-    return base64.urlsafe_b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode().rstrip("=")
+def checked_client(client: str) -> str:
+    """``client`` if it can name a pushing client, else InvalidInput naming the limit."""
+    checked_name(client, "client")
+    if len(client) > MAX_CLIENT:
+        raise InvalidInput(
+            f"client {client[:40]!r}... is {len(client)} characters; the limit is {MAX_CLIENT} "
+            f"(its command ids '<client>:<seq>' must fit in {MAX_ID})"
+        )
+    return client
 
 
-def decode_cursor(cursor: str | None) -> Cursor:
-    """The positions and generation in an opaque cursor (empty for none), or InvalidInput."""
-    if not cursor:
-        return Cursor()
+def admitted(raw: Any, client: str, clock: HybridClock, limits: Limits) -> ApplyMutation | InvalidInput:
+    """The command of one pushed mutation, or why it is refused before anything is stored."""
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        positions, generation = (raw["p"], raw.get("g")) if raw.get("v") == CURSOR_VERSION else (None, None)
-    except (ValueError, TypeError, AttributeError, KeyError, binascii.Error):
-        positions, generation = None, None
-    if (
-        not isinstance(positions, dict)
-        or not all(isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in positions.items())
-        or not (generation is None or isinstance(generation, int))
-    ):
-        raise InvalidInput("cursor is malformed: pass back the 'cursor' of a previous pull, or none to start")
-    return Cursor(positions, generation)
+        command = parse_mutation(raw).command(client, clock)
+        check_change(command.data, command.crdt, command.clock, client, limits)
+    except InvalidInput as e:
+        return e
+    return command
 
 
 class SyncService:
@@ -139,29 +128,23 @@ class SyncService:
 
     def __init__(self, backbone: Backbone, queries: ReadModelQueries) -> None:
         self.backbone, self.queries = backbone, queries
+        self._snapshots: Snapshots | None = None
 
     def push(self, client: str, mutations: Sequence[Any], timeout_s: float | None = None) -> list[dict[str, Any]]:
         """One result per mutation, in the order given."""
-        checked_name(client, "client")
-        parsed: list[Mutation | InvalidInput] = []
-        for raw in mutations:
-            try:
-                parsed.append(parse_mutation(raw))
-            except InvalidInput as e:
-                parsed.append(e)
+        checked_client(client)
+        limits = self.backbone.limits()
+        clock = HybridClock(client, now_ms=limits.now_ms)
+        items = [admitted(raw, client, clock, limits) for raw in mutations]
         batch = Batch()
-        for item in sorted((m for m in parsed if isinstance(m, Mutation)), key=lambda m: m.seq):
-            command = item.command(client)
+        for command in sorted((c for c in items if isinstance(c, ApplyMutation)), key=seq_of):
             batch.commands.setdefault(command.aggregate_id, []).append(command)
         self._submit_in_waves(batch, timeout_s or self.backbone.settings.result_timeout_s)
-        histories = self._histories(list(batch.commands))
-        return [
-            self._result_of(client, raw, item, batch, histories).as_dict()
-            for raw, item in zip(mutations, parsed, strict=True)
-        ]
+        return [p.as_dict() for p in self._results(mutations, items, batch)]
 
     def _submit_in_waves(self, batch: Batch, timeout_s: float) -> None:
         queues = {agg: list(cmds) for agg, cmds in batch.commands.items()}
+        chains: dict[str, Chain | None] = {}
         deadline = time.monotonic() + timeout_s
         while queues and time.monotonic() < deadline:
             wave = [cmds.pop(0) for cmds in queues.values()]
@@ -169,35 +152,35 @@ class SyncService:
             got = self.backbone.bus.wait_results([c.command_id for c in wave], max(0.0, deadline - time.monotonic()))
             batch.results.update(got)
             for cmd in wave:
-                queues[cmd.aggregate_id] = rebased(queues[cmd.aggregate_id], got.get(cmd.command_id))
+                chains[cmd.aggregate_id] = chained(chains.get(cmd.aggregate_id), got.get(cmd.command_id))
+                queues[cmd.aggregate_id] = rebased(queues[cmd.aggregate_id], chains[cmd.aggregate_id])
             queues = {agg: cmds for agg, cmds in queues.items() if cmds}
 
-    def _histories(self, aggregate_ids: list[str]) -> Histories:
-        return self.backbone.log.read_aggregates(aggregate_ids) if aggregate_ids else {}
+    def _results(self, raws: Sequence[Any], items: list[ApplyMutation | InvalidInput], batch: Batch) -> list[Pushed]:
+        """Each mutation's result; the last decided one of each document with its state."""
+        merged = self._merged(batch)
+        pushed = [
+            refused(raw, item)
+            if isinstance(item, InvalidInput)
+            else answered(seq_of(item), item.command_id, batch.results.get(item.command_id), item.command_id in merged)
+            for raw, item in zip(raws, items, strict=True)
+        ]
+        aggregate_ids = [None if isinstance(item, InvalidInput) else item.aggregate_id for item in items]
+        budget = STATE_BUDGET_FACTOR * self.backbone.settings.max_body_bytes
+        with_states(pushed, aggregate_ids, self._documents, budget)
+        return pushed
 
-    def _result_of(
-        self,
-        client: str,
-        raw: Any,
-        item: Mutation | InvalidInput,
-        batch: Batch,
-        histories: dict[str, list[StoredEvent]],
-    ) -> Pushed:
-        if isinstance(item, InvalidInput):
-            seq = raw.get("seq") if isinstance(raw, dict) and isinstance(raw.get("seq"), int) else None
-            return Pushed(seq, "rejected", code="invalid", reason=str(item))
-        command_id = f"{client}:{item.seq}"
-        result = batch.results.get(command_id)
-        stored = histories.get(f"{item.collection}/{item.id}", [])
-        if result is None:
-            reason = "no result in time (is a processor running?); push it again: it will not apply twice"
-            return Pushed(item.seq, "rejected", command_id, code="timeout", reason=reason, retryable=True)
-        if result.status != "accepted":
-            state = state_at(self.backbone, stored, None)
-            return Pushed(item.seq, "rejected", command_id, state["version"], result.code, result.reason, state=state)
-        merged = any(s.event.type == ConflictResolved.type for s in stored if s.event.meta.causation_id == command_id)
-        state = state_at(self.backbone, stored, result.version)
-        return Pushed(item.seq, "merged" if merged else "applied", command_id, result.version, state=state)
+    def _merged(self, batch: Batch) -> set[str]:
+        """The accepted commands of ``batch`` that recorded a ConflictResolved."""
+        keys = [(r.aggregate_id, cid) for cid, r in batch.results.items() if r.status == "accepted"]
+        found = self.backbone.log.find_commands(keys) if keys else {}
+        return {cid for cid, stored in found.items() if any(s.event.type == ConflictResolved.type for s in stored)}
+
+    def _documents(self, aggregate_ids: Collection[str]) -> dict[str, Document]:
+        """The current state of each document, from its latest snapshot plus the events after it."""
+        if self._snapshots is None:
+            self._snapshots = self.backbone.snapshots()
+        return {agg: r.document for agg, r in self._snapshots.load(aggregate_ids).items()}
 
     def pull(self, cursor: str | None, collections: Sequence[str], limit: int = 500) -> dict[str, Any]:
         """The next page of changes of ``collections`` after ``cursor``, and the cursor after it."""
@@ -244,23 +227,29 @@ class SyncService:
         return last
 
 
-def rebased(queue: list[ApplyMutation], result: CommandResult | None) -> list[ApplyMutation]:
-    """The document's next mutation moved onto the version the previous one landed at."""
-    if not queue or result is None or result.status != "accepted":
+def seq_of(command: ApplyMutation) -> int:
+    """The client's sequence number of a pushed mutation's command (``<client>:<seq>``)."""
+    return int(command.command_id.rpartition(":")[2])
+
+
+def chained(chain: Chain | None, result: CommandResult | None) -> Chain | None:
+    """The versions of a document this push made one after the other, once ``result`` is in."""
+    if result is None or result.status != "accepted" or result.version <= 0:
+        return chain
+    if chain is not None and chain[1] == result.version - 1:
+        return chain[0], result.version
+    return result.version - 1, result.version
+
+
+def rebased(queue: list[ApplyMutation], chain: Chain | None) -> list[ApplyMutation]:
+    """The document's next mutation moved onto the end of ``chain`` when its base lies within it (every
+    version since its base was made by this push), else as it is: it is then merged against its own base."""
+    if not queue or chain is None:
         return queue
-    head = queue[0]
-    if head.expected_version is not None and head.expected_version < result.version:
-        head = head.model_copy(update={"expected_version": result.version})
+    head, (after, upto) = queue[0], chain
+    if head.expected_version is not None and after <= head.expected_version < upto:
+        head = head.model_copy(update={"expected_version": upto})
     return [head, *queue[1:]]
-
-
-def state_at(backbone: Backbone, stored: list[StoredEvent], version: int | None) -> dict[str, Any]:
-    """The document folded from ``stored`` up to ``version`` (all when None), as the client sees it."""
-    if not stored:
-        return {"version": 0, "data": {}, "deleted": False}
-    upto = [s for s in stored if version is None or s.version <= version]
-    doc = fold(Document(*split_aggregate_id(stored[0].aggregate_id)), map(backbone.codec.decode_event, upto))
-    return {"version": doc.version, "data": doc.data, "deleted": doc.deleted}
 
 
 def change_of(collection: str, row: dict[str, Any]) -> dict[str, Any]:
