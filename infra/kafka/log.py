@@ -30,6 +30,7 @@ from .index.indexed import IndexedPartitions
 from .index.saved import SavedEvents
 from .index.store import IndexStore
 from .partitions import Topics, ensure_topics, now_ms, parallel
+from .tail import IdleReaders
 
 COMMIT_TIMEOUT_S = 10.0
 LAZY_CLAIM_ATTEMPTS = 8
@@ -65,6 +66,7 @@ class KafkaEventLog(EventLog):
         self._index.on_due = self._checkpointer.in_background
         self._writers: dict[int, TransactionalWriter] = {}
         self._explicit: set[int] = set()  # claimed with claim(): never re-claimed behind the caller's back
+        self._idle = IdleReaders(self._client, self.topics.events)
         self.lock = self._index.lock
 
     @property
@@ -105,6 +107,7 @@ class KafkaEventLog(EventLog):
     def record_appended(self, stored: Iterable[StoredEvent]) -> None:
         """Add events of a committed transaction of ours to the index."""
         self._index.appended(stored)
+        self._idle.grew()
 
     def checkpoint(self) -> int:
         return self._checkpointer.checkpoint()
@@ -161,9 +164,32 @@ class KafkaEventLog(EventLog):
             return self._index.histories({aggregate_id: (from_version, to_version)})[aggregate_id]
 
     def read_partition(self, partition: int, from_offset: int, limit: int = 1000) -> list[StoredEvent]:
+        """As the port says; a reader that has read every partition it follows to the end is held on a fetch
+        until a record comes (at most ``tail.IDLE_WAIT_S``) instead of getting its empty answer at once."""
+        followed = self._idle.asked(partition, from_offset)
+        found = self._events_from(partition, from_offset, limit)
+        if not found and limit > 0 and self._waited(followed):
+            found = self._events_from(partition, from_offset, limit)
+        return found
+
+    def _events_from(self, partition: int, from_offset: int, limit: int) -> list[StoredEvent]:
         with self.lock:
             self._sync([partition])
             return self._index.partition_events(partition, from_offset, max(limit, 0))
+
+    def _waited(self, followed: Mapping[int, int]) -> bool:
+        """Hold a reader until a partition it follows has a record past the index (``tail.py``), unless one already
+        has events it has not asked for; whether one came (and was caught up)."""
+        with self.lock:
+            if any(self._index[p].end > o for p, o in followed.items()):
+                return False
+            others = {p: self._index[p].next_offset for p in followed if p not in self._writers}
+            appended = self._idle.appended
+        if not self._idle.wait(others, appended):
+            return False
+        with self.lock:
+            self._sync(others)
+        return True
 
     def end_offset(self, partition: int) -> int:
         with self.lock:
@@ -196,6 +222,7 @@ class KafkaEventLog(EventLog):
             for partition in list(self._writers):
                 self._lose(partition)
         self._checkpointer.close()
+        self._idle.close()
         self._index.close()
         if self._store is not None:
             self._store.close()

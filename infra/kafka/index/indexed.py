@@ -65,7 +65,7 @@ class IndexedPartitions:
     def catch_up(self, partitions: list[int]) -> None:
         """Read ``partitions`` from where the index stopped to their current end, validating each record."""
         saved = {p: self._saved_checkpoint(p) for p in partitions}  # before the ends, which then lie past them
-        ends = self._client.end_offsets(self.topic, partitions)
+        ends = self._broker.end_offsets(self._client, self.topic, partitions)
         for p, checkpoint in saved.items():
             if checkpoint is not None:
                 self._start(p, checkpoint, ends[p])
