@@ -126,9 +126,9 @@ class KafkaProfile(BrokerProfile):
 
 
 class TansuProfile(BrokerProfile):
-    """Tansu 0.6 (see the module docstring): the high watermark, and a marker where it may be low, at most once per
-    partition per ``min_interval_s``; aborted records shown; a transaction call that times out counts as fenced;
-    holes waited at."""
+    """Tansu 0.6 (see the module docstring): ListOffsets (the high watermark where it answers 0), and a marker where
+    that may be low, at most once per partition per ``min_interval_s``; aborted records shown; a transaction call
+    that times out counts as fenced; holes waited at."""
 
     name: Broker = "tansu"
     lists_stable_offsets = False
@@ -138,7 +138,7 @@ class TansuProfile(BrokerProfile):
     def __init__(self, min_interval_s: float = 1.0) -> None:
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
-        self._doubtful: dict[tuple[str, int], int] = {}  # a high watermark whose last batch may go on past it
+        self._doubtful: dict[tuple[str, int], int] = {}  # a listed end whose last batch may go on past it
         self._marked: dict[tuple[str, int], float] = {}  # when this process last appended a marker there
 
     def read_to_end(
@@ -154,8 +154,8 @@ class TansuProfile(BrokerProfile):
             yield from read_until(reader, append_end_markers(client, topic, due))
 
     def _due(self, topic: str, ends: Mapping[int, int], unread: set[int], last: Mapping[int, Incoming]) -> list[int]:
-        """The partitions to append a marker to: the last batch read there may go on past the high watermark (the
-        last record read at it is a data record), and no marker was appended there in ``min_interval_s``."""
+        """The partitions to append a marker to: the last batch read there may go on past its listed end (the last
+        record read at it is a data record), and no marker was appended there in ``min_interval_s``."""
         due, now = [], time.monotonic()
         with self._lock:
             for p, end in ends.items():
