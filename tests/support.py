@@ -68,8 +68,11 @@ def shell_env(**more: str) -> dict[str, str]:
 
 
 def user_env(pg_dsn: str, namespace: str, **more: str) -> dict[str, str]:
-    """``shell_env`` plus the test's PostgreSQL and namespace."""
-    return shell_env(SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **more)
+    """``shell_env`` plus the test's PostgreSQL and namespace, the gateway's token secret, and a token of
+    tenant ``acme`` for ``syncbackbone client`` (SYNC_TOKEN)."""
+    token = bearer("cli-tester", "acme", "read write admin")["Authorization"].removeprefix("Bearer ")
+    auth = {"SYNC_AUTH_SECRET": TEST_AUTH_SECRET, "SYNC_TOKEN": token}
+    return shell_env(SYNC_PG_DSN=pg_dsn, SYNC_NAMESPACE=namespace, **(auth | more))
 
 
 class DelegatingLog(EventLog):

@@ -9,6 +9,7 @@ implies every other scope. Keys: one HS256 secret, or a JWKS (RS256, ES256, EdDS
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -57,7 +58,15 @@ class Principal:
         """The principal's namespace for idempotency keys and limits: ``tenant/subject``."""
         return f"{self.tenant}/{self.subject}"
 
+    @property
+    def id_prefix(self) -> str:
+        """What the principal's command ids start with, so that no other principal's can equal them
+        (``p`` + 16 hex digits of its key + ``:``; empty without a tenant, when authentication is off)."""
+        return f"p{hashlib.sha256(self.key.encode()).hexdigest()[:16]}:" if self.tenant else ""
 
+
+ID_PREFIX_LENGTH = 18
+"""The length of a principal's command-id prefix (``Principal.id_prefix``)."""
 ANONYMOUS_ADMIN = Principal("anonymous", "", frozenset({"admin"}))
 """The caller when authentication is turned off (``SYNC_AUTH=off``): no tenant, every scope."""
 

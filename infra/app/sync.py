@@ -37,17 +37,18 @@ from ...domain.errors import InvalidInput
 from ...domain.hlc import PATTERN as HLC_PATTERN
 from ...domain.hlc import HybridClock
 from ...domain.limits import Limits, check_change
-from ...domain.names import NAME, checked_name
+from ...domain.names import NAME, checked_name, qualified, unqualified
 from ...projections.queries import ReadModelQueries, checked_limit
 from ..common.backoff import poll
+from .auth import ANONYMOUS_ADMIN, ID_PREFIX_LENGTH, Principal
 from .backbone import Backbone
 from .cursors import decode_cursor, encode_cursor
 from .push_results import Pushed, answered, refused, with_states
 
 MAX_WAIT_S = 60.0
 MAX_SEQ = 2**63 - 1
-MAX_CLIENT = MAX_ID - 1 - len(str(MAX_SEQ))
-"""The longest client name: its command ids ``<client>:<seq>`` must fit in MAX_ID characters."""
+MAX_CLIENT = MAX_ID - ID_PREFIX_LENGTH - 1 - len(str(MAX_SEQ))
+"""The longest client name: its command ids ``<principal prefix><client>:<seq>`` must fit in MAX_ID characters."""
 STATE_BUDGET_FACTOR = 4
 """The states of one push's results total at most this many times SYNC_MAX_BODY_BYTES."""
 Chain = tuple[int, int]
@@ -69,14 +70,16 @@ class Mutation(BaseModel):
     unset: list[str] = Field(default_factory=list)
     crdt: dict[str, Any] = Field(default_factory=dict, description="deltas of CRDT-typed fields")
 
-    def command(self, client: str, clock: HybridClock) -> ApplyMutation:
-        """The command of this mutation by ``client`` (stamped by ``clock`` if it has no clock), or InvalidInput."""
+    def command(self, client: str, clock: HybridClock, who: Principal = ANONYMOUS_ADMIN) -> ApplyMutation:
+        """The command of this mutation by ``client`` of ``who`` (stamped by ``clock`` if it has no clock; in
+        the principal's tenant and id namespace), or InvalidInput."""
         try:
             return ApplyMutation(
-                command_id=f"{client}:{self.seq}",
+                command_id=f"{who.id_prefix}{client}:{self.seq}",
                 client_id=client,
-                actor=client,
-                collection=self.collection,
+                actor=who.subject if who.tenant else client,
+                tenant=who.tenant or None,
+                collection=qualified(who.tenant, self.collection),
                 id=self.id,
                 expected_version=self.base_version,
                 clock=self.clock or str(clock.now()),
@@ -113,10 +116,12 @@ def checked_client(client: str) -> str:
     return client
 
 
-def admitted(raw: Any, client: str, clock: HybridClock, limits: Limits) -> ApplyMutation | InvalidInput:
+def admitted(
+    raw: Any, client: str, clock: HybridClock, limits: Limits, who: Principal
+) -> ApplyMutation | InvalidInput:
     """The command of one pushed mutation, or why it is refused before anything is stored."""
     try:
-        command = parse_mutation(raw).command(client, clock)
+        command = parse_mutation(raw).command(client, clock, who)
         check_change(command.data, command.crdt, command.clock, client, limits)
     except InvalidInput as e:
         return e
@@ -130,17 +135,19 @@ class SyncService:
         self.backbone, self.queries = backbone, queries
         self._snapshots: Snapshots | None = None
 
-    def push(self, client: str, mutations: Sequence[Any], timeout_s: float | None = None) -> list[dict[str, Any]]:
-        """One result per mutation, in the order given."""
+    def push(
+        self, client: str, mutations: Sequence[Any], timeout_s: float | None = None, who: Principal = ANONYMOUS_ADMIN
+    ) -> list[dict[str, Any]]:
+        """One result per mutation of ``client`` of ``who``, in the order given."""
         checked_client(client)
         limits = self.backbone.limits()
         clock = HybridClock(client, now_ms=limits.now_ms)
-        items = [admitted(raw, client, clock, limits) for raw in mutations]
+        items = [admitted(raw, client, clock, limits, who) for raw in mutations]
         batch = Batch()
         for command in sorted((c for c in items if isinstance(c, ApplyMutation)), key=seq_of):
             batch.commands.setdefault(command.aggregate_id, []).append(command)
         self._submit_in_waves(batch, timeout_s or self.backbone.settings.result_timeout_s)
-        return [p.as_dict() for p in self._results(mutations, items, batch)]
+        return [p.as_dict() | shown_id(p, who) for p in self._results(mutations, items, batch)]
 
     def _submit_in_waves(self, batch: Batch, timeout_s: float) -> None:
         queues = {agg: list(cmds) for agg, cmds in batch.commands.items()}
@@ -182,10 +189,13 @@ class SyncService:
             self._snapshots = self.backbone.snapshots()
         return {agg: r.document for agg, r in self._snapshots.load(aggregate_ids).items()}
 
-    def pull(self, cursor: str | None, collections: Sequence[str], limit: int = 500) -> dict[str, Any]:
-        """The next page of changes of ``collections`` after ``cursor``, and the cursor after it."""
+    def pull(
+        self, cursor: str | None, collections: Sequence[str], limit: int = 500, tenant: str = ""
+    ) -> dict[str, Any]:
+        """The next page of changes of ``tenant``'s ``collections`` after ``cursor``, and the cursor after it."""
         given = decode_cursor(cursor)
-        subscribed = sorted(set(collections) or set(given.positions))
+        mine = {c for c in given.positions if qualified(tenant, unqualified(c)) == c}  # another tenant's: ignored
+        subscribed = sorted({qualified(tenant, checked_name(c, "collection")) for c in collections} or mine)
         if not subscribed:
             raise InvalidInput("subscribe to at least one collection: collections=a,b")
         checked_limit(limit)
@@ -207,24 +217,29 @@ class SyncService:
             if room <= 0:
                 more = True
                 break
-            rows = self.queries.changes(checked_name(collection, "collection"), positions.get(collection, 0), room)
-            changes.extend(change_of(collection, row) for row in rows)
+            rows = self.queries.changes(collection, positions.get(collection, 0), room)
+            changes.extend(change_of(unqualified(collection), row) for row in rows)
             positions[collection] = rows[-1]["position"] if rows else positions.get(collection, 0)
             more = more or len(rows) == room
         return changes, more
 
     def wait_pull(
-        self, cursor: str | None, collections: Sequence[str], limit: int = 500, wait_s: float = 0.0
+        self, cursor: str | None, collections: Sequence[str], limit: int = 500, wait_s: float = 0.0, tenant: str = ""
     ) -> dict[str, Any]:
         """``pull``, but waiting up to ``wait_s`` for a change when there is none yet (long-poll)."""
         last: dict[str, Any] = {}
 
         def changed() -> bool:
-            last.update(self.pull(cursor, collections, limit))
+            last.update(self.pull(cursor, collections, limit, tenant))
             return bool(last["changes"] or last["reset"])
 
         poll(changed, min(wait_s, MAX_WAIT_S), first=0.02, cap=0.5)
         return last
+
+
+def shown_id(pushed: Pushed, who: Principal) -> dict[str, Any]:
+    """The command id as its client knows it, ``<client>:<seq>`` (the principal's prefix is the server's)."""
+    return {"command_id": pushed.command_id.removeprefix(who.id_prefix)} if pushed.command_id else {}
 
 
 def seq_of(command: ApplyMutation) -> int:

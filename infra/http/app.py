@@ -8,7 +8,6 @@ principal's scope, and every collection and aggregate is the principal's tenant'
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 from typing import Annotated, Any, Literal
@@ -132,9 +131,7 @@ def caller(request: Request) -> Principal:
 
 def namespaced(who: Principal, command_id: str | None) -> str | None:
     """A command id in the principal's own namespace (unchanged when auth is off and for a fresh id)."""
-    if command_id is None or not who.tenant:
-        return command_id
-    return f"p{hashlib.sha256(who.key.encode()).hexdigest()[:16]}:{command_id}"
+    return None if command_id is None else who.id_prefix + command_id
 
 
 def scoped_aggregate(who: Principal, agg_id: str) -> str:

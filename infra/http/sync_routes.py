@@ -98,7 +98,7 @@ def sync_router(
         client = device(who, body.client)
         for collection in mutated_collections(body.mutations):
             who.require("write", collection)
-        return JSONResponse({"results": service.push(client, body.mutations, timeout)})
+        return JSONResponse({"results": service.push(client, body.mutations, timeout, who)})
 
     @router.get("/pull", summary="Changes after a cursor, paginated; long-poll with wait")
     def pull(
@@ -111,7 +111,7 @@ def sync_router(
     ) -> Response:
         names = readable(who, split_names(collections))
         with streams.held(who.key) if wait > 0 else nullcontext():
-            page = service.wait_pull(cursor, names, limit, wait)
+            page = service.wait_pull(cursor, names, limit, wait, who.tenant)
         return compressed_json(page, request.headers.get("accept-encoding", ""))
 
     @router.get(
@@ -127,9 +127,9 @@ def sync_router(
         who: Principal = Depends(caller),  # noqa: B008
     ) -> StreamingResponse:
         names = readable(who, split_names(collections))
-        service.pull(cursor, names, 1)  # refuse a bad cursor or subscription before streaming
+        service.pull(cursor, names, 1, who.tenant)  # refuse a bad cursor or subscription before streaming
         release = streams.acquire(who.key)  # given back when the stream ends, even if it never started
-        chunks = held_while(release, events(service, cursor, names, timeout))
+        chunks = held_while(release, events(service, cursor, names, timeout, who.tenant))
         return StreamingResponse(chunks, media_type="text/event-stream", background=BackgroundTask(release))
 
     @router.get("/policies", summary="The conflict policy of each collection (* = every other one)")
@@ -139,12 +139,14 @@ def sync_router(
     return router
 
 
-def events(service: SyncService, cursor: str | None, collections: list[str], timeout_s: float) -> Iterator[str]:
+def events(
+    service: SyncService, cursor: str | None, collections: list[str], timeout_s: float, tenant: str = ""
+) -> Iterator[str]:
     """Server-sent events: ``changes`` with each non-empty page, a comment now and then to keep alive."""
     deadline = time.monotonic() + timeout_s
     last_sent = time.monotonic()
     while (left := deadline - time.monotonic()) > 0:
-        page = service.wait_pull(cursor, collections, 500, min(left, SSE_KEEPALIVE_S))
+        page = service.wait_pull(cursor, collections, 500, min(left, SSE_KEEPALIVE_S), tenant)
         cursor = page["cursor"]
         if page["changes"]:
             yield f"event: changes\nid: {cursor}\ndata: {json.dumps(page, default=str)}\n\n"

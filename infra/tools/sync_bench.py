@@ -22,9 +22,11 @@ import httpx
 
 from ...client import SyncClient, SyncReport
 from ...domain.documents import DocumentCreated, aggregate_id
+from ...domain.names import qualified
 from ...domain.records import EventMeta
+from ..app.auth import issue_token
 from ..app.read_side import ReadSide
-from ..bootstrap import Backbone, bootstrap
+from ..bootstrap import Backbone, auth_secret, bootstrap
 from ..common.progress import Progress
 from ..http.sync_routes import encoders
 from ..http.thread import gateway_in_thread
@@ -32,6 +34,7 @@ from ..postgres.database import drop_namespace
 from ..settings import load_settings
 
 FEED, HOT = "feed", "hot"
+TENANT = "bench"
 POLICIES = {HOT: {"policy": "merge", "fallback": "client", "fields": {"n": "sum"}}, "*": "lww"}
 CLIENTS, EDITS_PER_CLIENT, HOT_DOCS = 50, 40, 20
 
@@ -49,8 +52,8 @@ def run_sync_bench(changes: int, only: str | None) -> int:
             with backbone.running_processor(), side.running(), gateway_in_thread(backbone, side) as url:
                 pulls = bench_pull(backbone, side, url, changes)
                 pushes = {
-                    f"{HOT_DOCS} shared documents": bench_push(side, url, shared=True),
-                    "documents of their own": bench_push(side, url, shared=False),
+                    f"{HOT_DOCS} shared documents": bench_push(backbone, side, url, shared=True),
+                    "documents of their own": bench_push(backbone, side, url, shared=False),
                 }
         finally:
             side.close()
@@ -65,7 +68,7 @@ def seed(backbone: Backbone, count: int) -> None:
     for start in range(0, count, 2000):
         events = [
             backbone.codec.new_event(
-                aggregate_id(FEED, f"d{i:06d}"),
+                aggregate_id(qualified(TENANT, FEED), f"d{i:06d}"),
                 1,
                 DocumentCreated({"title": f"document {i}", "n": i, "tags": ["sync", "bench"], "text": "x" * 40}),
                 EventMeta(causation_id=f"seed:{i}", actor="bench"),
@@ -81,7 +84,7 @@ def wait_for_feed(side: ReadSide, count: int) -> None:
     progress = Progress("project changes", count, unit="changes")
     position = 0
     while position < count:
-        rows = side.queries.changes(FEED, position, 1000)
+        rows = side.queries.changes(qualified(TENANT, FEED), position, 1000)
         position = rows[-1]["position"] if rows else position
         progress.done_count = position
         progress.advance(0)
@@ -96,7 +99,8 @@ def bench_pull(backbone: Backbone, side: ReadSide, url: str, count: int) -> dict
     wait_for_feed(side, count)
     figures = {}
     for coding in ["identity", *encoders()]:
-        with httpx.Client(base_url=url, headers={"accept-encoding": coding}, timeout=60) as http:
+        headers = {"accept-encoding": coding, "authorization": f"Bearer {token(backbone, 'puller')}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
             figures[coding] = pull_everything(http, count)
     return figures
 
@@ -119,12 +123,21 @@ def pull_everything(http: httpx.Client, count: int) -> tuple[float, int, int]:
 Push = tuple[int, float, dict[str, int]]
 
 
-def bench_push(side: ReadSide, url: str, shared: bool) -> Push:
+def token(backbone: Backbone, subject: str) -> str:
+    """A bench client's token, signed with the gateway's own secret."""
+    return issue_token(auth_secret(backbone.settings), subject, TENANT, ["read", "write"])
+
+
+def bench_push(backbone: Backbone, side: ReadSide, url: str, shared: bool) -> Push:
     """(mutations, seconds, outcomes) for 50 clients pushing their offline edits at once: all on
     the same 20 documents (``shared``), or each on documents of its own."""
     collection = HOT if shared else f"{HOT}-own"
     with tempfile.TemporaryDirectory() as folder:
-        clients = [SyncClient(Path(folder) / f"c{i}.db", url, [collection], f"b{i}-{shared}") for i in range(CLIENTS)]
+        names = [f"b{i}-{shared}" for i in range(CLIENTS)]
+        clients = [
+            SyncClient(Path(folder) / f"c{i}.db", url, [collection], name, token=token(backbone, name))
+            for i, name in enumerate(names)
+        ]
         try:
             if shared:
                 prepare_shared(side, clients)
@@ -159,7 +172,7 @@ def prepare_shared(side: ReadSide, clients: list[SyncClient]) -> None:
     for i in range(HOT_DOCS):
         clients[0].put(HOT, f"d{i}", {"n": 0, "title": "start"})
     clients[0].sync_once()
-    while len(side.queries.changes(HOT, 0, 1000)) < HOT_DOCS:
+    while len(side.queries.changes(qualified(TENANT, HOT), 0, 1000)) < HOT_DOCS:
         time.sleep(0.02)
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda c: c.pull(), clients))

@@ -17,12 +17,15 @@ from typing import Any
 
 from ...client import SyncClient
 from ...domain.documents import ConflictResolved, aggregate_id
+from ...domain.names import qualified
 from ...projections.errors import NotFound
+from ..app.auth import issue_token
 from ..app.read_side import ReadSide
-from ..bootstrap import Backbone
+from ..bootstrap import Backbone, auth_secret
 from ..http.thread import gateway_in_thread
 
 COLLECTION = "tasks"
+TENANT = "demo"
 POLICY = {"policy": "merge", "fallback": "client", "fields": {"estimate": "max"}}
 
 
@@ -35,8 +38,8 @@ def sync_tour(backbone: Backbone) -> None:
     side = backbone.read_side()
     try:
         with side.running(), gateway_in_thread(backbone, side) as url, tempfile.TemporaryDirectory() as folder:
-            alice = SyncClient(Path(folder) / "alice.db", url, [COLLECTION], f"alice-{uuid.uuid4().hex[:4]}")
-            bob = SyncClient(Path(folder) / "bob.db", url, [COLLECTION], f"bob-{uuid.uuid4().hex[:4]}")
+            alice = demo_client(backbone, Path(folder), url, f"alice-{uuid.uuid4().hex[:4]}")
+            bob = demo_client(backbone, Path(folder), url, f"bob-{uuid.uuid4().hex[:4]}")
             try:
                 converge(backbone, side, alice, bob, f"task-{uuid.uuid4().hex[:6]}")
             finally:
@@ -44,6 +47,12 @@ def sync_tour(backbone: Backbone) -> None:
                 bob.close()
     finally:
         side.close()
+
+
+def demo_client(backbone: Backbone, folder: Path, url: str, name: str) -> SyncClient:
+    """A client of the demo tenant, with a token signed by the gateway's own secret."""
+    token = issue_token(auth_secret(backbone.settings), name, TENANT, ["read", "write"], client=name)
+    return SyncClient(folder / f"{name.split('-')[0]}.db", url, [COLLECTION], name, token=token)
 
 
 def converge(backbone: Backbone, side: ReadSide, alice: SyncClient, bob: SyncClient, doc_id: str) -> None:
@@ -63,7 +72,7 @@ def converge(backbone: Backbone, side: ReadSide, alice: SyncClient, bob: SyncCli
     show("bob, after sync", bob, doc_id)
     same = alice.get(COLLECTION, doc_id) == bob.get(COLLECTION, doc_id)
     print(f"   converged: {same}")
-    print_resolution(backbone, side, aggregate_id(COLLECTION, doc_id))
+    print_resolution(backbone, side, aggregate_id(qualified(TENANT, COLLECTION), doc_id))
 
 
 def print_resolution(backbone: Backbone, side: ReadSide, agg: str) -> None:

@@ -7,6 +7,11 @@ import json
 import psycopg
 from support import cli
 
+from syncbackbone.domain.documents import DocumentCreated
+from syncbackbone.domain.records import EventMeta
+from syncbackbone.infra.bootstrap import bootstrap
+from syncbackbone.infra.settings import load_settings
+
 
 def submit(env: dict[str, str], doc_id: str, data: str) -> dict[str, object]:
     done = cli("submit", "PutDocument", "--collection", "notes", "--id", doc_id, "--data", data, "--json", env=env)
@@ -53,8 +58,19 @@ def test_read_side_mistakes_get_a_one_line_error_and_no_traceback(env: dict[str,
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
+def append_poison(env: dict[str, str], aggregate_id: str) -> None:
+    """An event PostgreSQL's jsonb refuses (a NUL), written to the log past the command path, which refuses it."""
+    settings = load_settings(pg_dsn=env["SYNC_PG_DSN"], namespace=env["SYNC_NAMESPACE"], kafka_bootstrap=None)
+    backbone = bootstrap(settings)
+    try:
+        event = backbone.codec.new_event(aggregate_id, 1, DocumentCreated({"s": "\x00"}), EventMeta(event_id="poison"))
+        backbone.log.append([event])
+    finally:
+        backbone.close()
+
+
 def test_projection_dead_letters_are_listed_and_skipped(env: dict[str, str]) -> None:
-    submit(env, "bad", '{"s": "\\u0000"}')
+    append_poison(env, "notes/bad")
     cli("query", "documents", "notes", env=env)
     listed = cli("projections", "dlq", "list", "--projection", "documents", "--json", env=env)
     skipped = cli("projections", "dlq", "skip", "--projection", "documents", "--aggregate", "notes/bad", env=env)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import zstandard
 from fastapi.testclient import TestClient
-from support import drop_namespace
+from support import TEST_AUTH_SECRET, bearer, drop_namespace
 
 from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import bootstrap
@@ -23,11 +23,14 @@ POLICIES = {"tasks": {"policy": "merge", "fallback": "server", "fields": {"n": "
 
 @pytest.fixture
 def gateway(pg_dsn: str, namespace: str) -> Iterator[tuple[TestClient, ReadSide]]:
-    settings = load_settings(kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, policies=POLICIES)
+    settings = load_settings(
+        kafka_bootstrap=None, pg_dsn=pg_dsn, namespace=namespace, policies=POLICIES, auth_secret=TEST_AUTH_SECRET
+    )
     backbone = bootstrap(settings)
     side = backbone.read_side()
     try:
-        with backbone.running_processor(), side.running(), TestClient(create_app(backbone, side)) as c:
+        app = create_app(backbone, side)
+        with backbone.running_processor(), side.running(), TestClient(app, headers=bearer()) as c:
             yield c, side
     finally:
         side.close()
@@ -130,7 +133,7 @@ def test_pull_pages_through_the_subscribed_collections_only(client: TestClient) 
         push(client, "c1", {"seq": i, "collection": "notes", "id": f"n{i}", "op": "put", "data": {"i": i}})
     push(client, "c1", {"seq": 9, "collection": "tasks", "id": "other", "op": "put", "data": {}})
     changes, cursor = pull_all(client, "notes", 5, limit=2)
-    after = client.get("/sync/pull", params={"cursor": cursor}).json()
+    after = client.get("/sync/pull", params={"collections": "notes", "cursor": cursor}).json()
 
     assert sorted((c["id"], c["version"], c["op"]) for c in changes) == [(f"n{i}", 1, "created") for i in range(5)]
     assert after["changes"] == [] and after["more"] is False
@@ -153,7 +156,7 @@ def test_a_long_poll_returns_as_soon_as_a_change_arrives(client: TestClient) -> 
     later = threading.Timer(0.5, push, (client, "c1", {"seq": 1, "collection": "notes", "id": "lp", "op": "put"}))
     later.start()
     started = time.monotonic()
-    page = client.get("/sync/pull", params={"cursor": cursor, "wait": 20}).json()
+    page = client.get("/sync/pull", params={"collections": "notes", "cursor": cursor, "wait": 20}).json()
 
     assert [c["id"] for c in page["changes"]] == ["lp"] and time.monotonic() - started < 10
 
@@ -173,11 +176,11 @@ def test_server_sent_events_carry_changes_after_the_cursor(client: TestClient) -
 @pytest.mark.parametrize(
     ("method", "path", "payload", "status"),
     [
-        ("get", "/sync/pull?collections=notes&cursor=%%%", None, 400),
+        ("get", "/sync/pull?collections=notes&cursor=%%%", None, 422),
         ("get", "/sync/pull?collections=notes&cursor=eyJ2IjoyfQ", None, 400),
-        ("get", "/sync/pull", None, 400),
-        ("get", "/sync/pull?collections=no%20way", None, 400),
-        ("get", "/sync/pull?collections=notes&limit=0", None, 400),
+        ("get", "/sync/pull", None, 422),
+        ("get", "/sync/pull?collections=no%20way", None, 422),
+        ("get", "/sync/pull?collections=notes&limit=0", None, 422),
         ("get", "/sync/stream?collections=notes&cursor=nope", None, 400),
         ("post", "/sync/push", {"mutations": []}, 422),
         ("post", "/sync/push", {"client": "c", "mutations": "all"}, 422),
@@ -207,11 +210,11 @@ def test_a_cursor_from_before_a_rebuild_of_the_change_feed_starts_over_and_says_
     for i in range(4):
         push(client, "c1", {"seq": i, "collection": "notes", "id": f"n{i}", "op": "put", "data": {"i": i}})
     before, cursor = pull_all(client, "notes", 4)
-    assert client.get("/sync/pull", params={"cursor": cursor}).json()["reset"] is False
+    assert client.get("/sync/pull", params={"collections": "notes", "cursor": cursor}).json()["reset"] is False
 
     side.rebuild("changes")  # numbers the feed afresh: the old positions mean nothing now
-    again = client.get("/sync/pull", params={"cursor": cursor}).json()
-    after = client.get("/sync/pull", params={"cursor": again["cursor"]}).json()
+    again = client.get("/sync/pull", params={"collections": "notes", "cursor": cursor}).json()
+    after = client.get("/sync/pull", params={"collections": "notes", "cursor": again["cursor"]}).json()
 
     assert again["reset"] is True
     assert sorted((c["id"], c["version"]) for c in again["changes"]) == sorted((c["id"], c["version"]) for c in before)

@@ -16,6 +16,7 @@ from syncbackbone.commands.models import MAX_ID, ApplyMutation
 from syncbackbone.commands.results import CommandResult, accepted, rejected
 from syncbackbone.domain.documents import Document
 from syncbackbone.domain.errors import InvalidInput
+from syncbackbone.infra.app.auth import Principal
 from syncbackbone.infra.app.cursors import decode_cursor, encode_cursor
 from syncbackbone.infra.app.push_results import MAX_REASON, Pushed, answered, with_states
 from syncbackbone.infra.app.sync import MAX_CLIENT, MAX_SEQ, chained, checked_client, rebased
@@ -53,7 +54,8 @@ def test_a_cursor_reads_back_as_it_was_written() -> None:
 def test_a_client_name_must_leave_room_for_its_sequence_numbers_in_the_command_id() -> None:
     longest = "c" * MAX_CLIENT
 
-    assert checked_client(longest) == longest and len(f"{longest}:{MAX_SEQ}") == MAX_ID
+    prefix = Principal("someone", "some-tenant", frozenset()).id_prefix  # every principal's is this long
+    assert checked_client(longest) == longest and len(f"{prefix}{longest}:{MAX_SEQ}") == MAX_ID
     with pytest.raises(InvalidInput, match=f"the limit is {MAX_CLIENT}"):
         checked_client("c" * (MAX_CLIENT + 10))
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
+from support import bearer
 
 from syncbackbone.domain.documents import DocumentCreated, DocumentPatched, aggregate_id
 from syncbackbone.domain.records import EventMeta
@@ -161,9 +162,11 @@ def test_serve_http_answers_a_write_with_read_your_writes(env: dict[str, str]) -
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: port_answers(base), 60)
         body = {"type": "CreateDocument", "collection": "notes", "id": "h1", "data": {"via": "http"}}
-        result = httpx.post(f"{base}/commands", json=body, timeout=30).json()
+        result = httpx.post(f"{base}/commands", json=body, timeout=30, headers=bearer()).json()
         wait = ",".join(f"{p['partition']}:{p['offset']}" for p in result["positions"])
-        got = httpx.get(f"{base}/collections/notes/documents/h1", params={"positions": wait, "timeout": 10})
+        got = httpx.get(
+            f"{base}/collections/notes/documents/h1", params={"positions": wait, "timeout": 10}, headers=bearer()
+        )
         assert got.status_code == 200 and got.json()["data"] == {"via": "http"}
         assert httpx.get(f"{base}/health").json()["ok"] is True
     finally:

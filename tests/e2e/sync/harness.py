@@ -18,16 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from support import drop_namespace
+from support import TEST_AUTH_SECRET, bearer, drop_namespace
 
 from syncbackbone.client import SyncClient
 from syncbackbone.client.resilience import Backoff, CircuitBreaker
+from syncbackbone.domain.names import qualified
 from syncbackbone.domain.records import StoredEvent
+from syncbackbone.infra.app.auth import Principal
 from syncbackbone.infra.app.read_side import ReadSide
 from syncbackbone.infra.bootstrap import Backbone, bootstrap
 from syncbackbone.infra.common.net import port_open
 from syncbackbone.infra.http.app import create_app
 from syncbackbone.infra.settings import load_settings
+
+TENANT = "acme"
+"""The tenant of the tests' sync clients (their token's); the server holds its collections as ``acme~...``."""
 
 
 @dataclass
@@ -60,7 +65,7 @@ class SyncServer:
             shown = {d: v for d, (v, _, _) in self.read_model(collection).items()}
             ids = sorted(set(doc_ids) | set(shown))  # the server may hold documents no client has pulled yet
             latest = {e.aggregate_id.partition("/")[2]: e.version for e in self.events(collection, ids)}
-            fed = {c["id"]: c["version"] for c in self.side.queries.changes(collection, 0, 1000)}
+            fed = {c["id"]: c["version"] for c in self.side.queries.changes(qualified(TENANT, collection), 0, 1000)}
             if latest == shown and all(fed.get(d) == v for d, v in latest.items()):
                 return
             assert time.monotonic() < deadline, f"read models behind the log: {latest} {shown} {fed}"
@@ -71,14 +76,16 @@ class SyncServer:
         found: dict[str, tuple[int, dict[str, Any], bool]] = {}
         after = None
         while True:
-            page = self.side.queries.documents(collection, after=after, limit=1000, include_deleted=True)
+            page = self.side.queries.documents(
+                qualified(TENANT, collection), after=after, limit=1000, include_deleted=True
+            )
             found |= {d.id: (d.version, d.data, d.deleted) for d in page.items}
             if page.next_after is None:
                 return found
             after = page.next_after
 
     def events(self, collection: str, doc_ids: Sequence[str]) -> list[StoredEvent]:
-        stored = self.backbone.log.read_aggregates([f"{collection}/{d}" for d in doc_ids])
+        stored = self.backbone.log.read_aggregates([f"{qualified(TENANT, collection)}/{d}" for d in doc_ids])
         return [event for events in stored.values() for event in events]
 
 
@@ -87,12 +94,18 @@ def sync_server(pg_dsn: str, policy: Any, kafka: str | None = None, **overrides:
     """A server whose every collection has ``policy``, in a fresh namespace dropped afterwards."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     settings = load_settings(
-        kafka_bootstrap=kafka, pg_dsn=pg_dsn, namespace=namespace, policies={"*": policy}, **overrides
+        kafka_bootstrap=kafka,
+        pg_dsn=pg_dsn,
+        namespace=namespace,
+        policies={"*": policy},
+        auth_secret=TEST_AUTH_SECRET,
+        rate_limit="1000000/60s",
+        **overrides,
     )
     backbone = bootstrap(settings)
     side = backbone.read_side()
     try:
-        with side.running(), TestClient(create_app(backbone, side)) as http:
+        with side.running(), TestClient(create_app(backbone, side), headers=bearer("sync-tests", TENANT)) as http:
             server = SyncServer(backbone, side, http)
             server.start_processor()
             try:
@@ -108,7 +121,8 @@ def sync_server(pg_dsn: str, policy: Any, kafka: str | None = None, **overrides:
 def new_client(folder: Path, name: str, http: Any, collection: str) -> SyncClient:
     """A client with fast retries (the defaults are for people, not tests)."""
     breaker = CircuitBreaker(threshold=50, reset_after_s=0.05)
-    return SyncClient(folder / f"{name}.db", http, [collection], name, breaker, Backoff(0.005, 0.05))
+    token = bearer(name, TENANT, "read write")["Authorization"].removeprefix("Bearer ")
+    return SyncClient(folder / f"{name}.db", http, [collection], name, breaker, Backoff(0.005, 0.05), token=token)
 
 
 def sync_until_quiet(server: SyncServer, clients: Sequence[SyncClient], max_rounds: int = 40) -> int:
@@ -145,7 +159,8 @@ def assert_each_acknowledged_once(
         outcomes = client.store.outcomes()
         assert len(outcomes) == made[client.client_id], f"{client.client_id} lost a mutation"
         for seq, outcome in outcomes.items():
-            command_id = f"{client.client_id}:{seq}"
+            prefix = Principal(client.client_id, TENANT, frozenset()).id_prefix  # its token's subject is its name
+            command_id = f"{prefix}{client.client_id}:{seq}"
             if outcome["status"] in ("applied", "merged"):
                 assert per_command[command_id] == 1, f"acknowledged {command_id} is not in the log"
                 assert version_of[command_id] == outcome["version"]

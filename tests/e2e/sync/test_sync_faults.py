@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import user_env
+from support import bearer, user_env
 
 from syncbackbone.client import SyncClient
 from syncbackbone.client.errors import ServerUnavailable
@@ -24,6 +24,7 @@ from syncbackbone.client.resilience import Backoff, CircuitBreaker
 from syncbackbone.infra.common.net import free_port
 
 from .harness import (
+    TENANT,
     SyncServer,
     assert_converged,
     assert_each_acknowledged_once,
@@ -69,7 +70,9 @@ def edits(client: SyncClient, collection: str, count: int, docs: int = 3) -> int
 def test_a_push_whose_response_is_lost_is_retried_and_applied_once(server: SyncServer, tmp_path: Path) -> None:
     collection = "lost"
     flaky = LosesResponses(server.http)
-    client = SyncClient(tmp_path / "a.db", flaky, [collection], "lossy", CircuitBreaker(50, 0.01), Backoff(0.001, 0.01))
+    token = bearer("lossy", TENANT, "read write")["Authorization"].removeprefix("Bearer ")
+    breaker, backoff = CircuitBreaker(50, 0.01), Backoff(0.001, 0.01)
+    client = SyncClient(tmp_path / "a.db", flaky, [collection], "lossy", breaker, backoff, token=token)
     made = edits(client, collection, 12)
     with pytest.raises(ServerUnavailable):
         client.sync_once()
