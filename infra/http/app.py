@@ -13,7 +13,7 @@ import sys
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -129,6 +129,11 @@ def caller(request: Request) -> Principal:
     return principal(request.scope.get("state", {}))
 
 
+def reader(collection: str = Path(pattern=NAME), who: Principal = Depends(caller)) -> Principal:  # noqa: B008
+    """The caller, allowed to read ``collection`` (checked before any wait)."""
+    return who.require("read", collection)
+
+
 def namespaced(who: Principal, command_id: str | None) -> str | None:
     """A command id in the principal's own namespace (unchanged when auth is off and for a fresh id)."""
     return None if command_id is None else who.id_prefix + command_id
@@ -205,40 +210,36 @@ def add_read_routes(app: FastAPI, side: ReadSide) -> None:
     """Documents and audit trails of the caller's tenant."""
     queries = side.queries
 
-    @app.get(
-        "/collections/{collection}/documents",
-        summary="Documents of a collection, by id, keyset-paginated",
-        dependencies=SECURED,
-    )
+    def waited(
+        who: Principal = Depends(reader),  # noqa: B008
+        positions: str = Query(default="", pattern=POSITIONS, description="read-your-writes: partition:offset,..."),
+        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S, description="how long to wait for them"),
+    ) -> None:
+        """Read-your-writes: return once the read models passed ``positions`` (the caller checked first)."""
+        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
+
+    documents = APIRouter(prefix="/collections/{collection}/documents", dependencies=[*SECURED, Depends(waited)])
+
+    @documents.get("", summary="Documents of a collection, by id, keyset-paginated")
     def list_documents(
         collection: str = Path(pattern=NAME),
         where: list[Filter] = Query(default=[], description="field=value, JSON equality; repeatable"),  # noqa: B008
         after: str | None = Query(default=None, pattern=NAME, description="the next_after cursor of the previous page"),
         limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
-        positions: str = Query(default="", pattern=POSITIONS, description="read-your-writes: partition:offset,..."),
-        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
-        who: Principal = Depends(caller),  # noqa: B008
+        who: Principal = Depends(reader),  # noqa: B008
     ) -> dict[str, Any]:
-        who.require("read", collection)
-        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
         page = queries.documents(qualified(who.tenant, collection), parse_where(where), after, limit).as_dict()
         return page | {"items": [as_seen(d) for d in page["items"]]}
 
-    @app.get(
-        "/collections/{collection}/documents/{doc_id}",
-        summary="One document (read-your-writes optional)",
-        dependencies=SECURED,
-    )
+    @documents.get("/{doc_id}", summary="One document (read-your-writes optional)")
     def get_document(
         collection: str = Path(pattern=NAME),
         doc_id: str = Path(pattern=NAME),
-        positions: str = Query(default="", pattern=POSITIONS, description="wait until the read model passed these"),
-        timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S),
-        who: Principal = Depends(caller),  # noqa: B008
+        who: Principal = Depends(reader),  # noqa: B008
     ) -> dict[str, Any]:
-        who.require("read", collection)
-        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
         return as_seen(queries.document(qualified(who.tenant, collection), doc_id).as_dict())
+
+    app.include_router(documents)
 
     @app.get(
         "/aggregates/{aggregate_id:path}/audit",
