@@ -38,6 +38,8 @@ Fields = Annotated[dict[str, Any], AfterValidator(storable)]
 """Fields of a document (to set, or CRDT deltas by field), checked with the domain's value check."""
 FieldNames = Annotated[list[str], AfterValidator(storable)]
 
+MAX_VERSION = 2**63 - 1
+"""The largest version a log can hold (a signed 64-bit integer, as Avro's long)."""
 
 def new_command_id() -> str:
     """A fresh random command id."""
@@ -52,7 +54,7 @@ class Command(BaseModel):
     command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=MAX_ID, pattern=TEXT)
     collection: str = Field(max_length=64 + 1 + 200, pattern=QUALIFIED_NAME)
     id: str = Field(max_length=200, pattern=NAME)
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
     actor: str | None = Field(default=None, max_length=200, pattern=TEXT)
     correlation_id: str | None = Field(default=None, max_length=200, pattern=TEXT)
     client_id: str | None = Field(default=None, max_length=200, pattern=TEXT)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...commands.models import MAX_ID, ApplyMutation, describe_validation_error
+from ...commands.models import MAX_ID, MAX_VERSION, ApplyMutation, describe_validation_error
 from ...commands.results import CommandResult
 from ...commands.snapshots import Snapshots
 from ...domain.documents import ConflictResolved, Document
@@ -64,7 +64,9 @@ class Mutation(BaseModel):
     collection: str = Field(max_length=200, pattern=NAME)
     id: str = Field(max_length=200, pattern=NAME)
     op: Literal["create", "put", "patch", "delete"] = "patch"
-    base_version: int | None = Field(default=None, ge=0, description="the version the change was made against")
+    base_version: int | None = Field(
+        default=None, ge=0, le=MAX_VERSION, description="the version the change was made against"
+    )
     clock: str | None = Field(default=None, pattern=HLC_PATTERN, description="hybrid logical timestamp")
     data: dict[str, Any] = Field(default_factory=dict, description="fields to set (put: the whole document)")
     unset: list[str] = Field(default_factory=list)

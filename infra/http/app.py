@@ -19,7 +19,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from ...commands.models import parse_command
+from ...commands.models import MAX_VERSION, parse_command
 from ...domain.documents import aggregate_id, split_aggregate_id
 from ...domain.errors import ConfigurationError, InvalidInput
 from ...domain.names import NAME, qualified, unqualified
@@ -53,7 +53,7 @@ def not_a_bool(value: object) -> object:
     return value
 
 
-Version = Annotated[int, BeforeValidator(not_a_bool), Field(ge=0)]
+Version = Annotated[int, BeforeValidator(not_a_bool), Field(ge=0, le=MAX_VERSION)]
 
 
 class PositionBody(BaseModel):
