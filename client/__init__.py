@@ -6,6 +6,7 @@ exponential backoff with jitter and a circuit breaker), and shows each document 
 server's state with the pending mutations rebased on top.
 """
 
-from .sdk import SyncClient, SyncReport
+from .outbox import SyncReport
+from .sdk import SyncClient
 
 __all__ = ["SyncClient", "SyncReport"]

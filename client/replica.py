@@ -63,6 +63,21 @@ def local_view(doc: Document, pending: Iterable[Mapping[str, Any]], policy: Conf
     return doc
 
 
+def acknowledged(
+    doc: Document, mutation: Mapping[str, Any], policy: ConflictPolicy, client: str, version: int
+) -> Document | None:
+    """``doc`` with the client's own ``mutation`` folded in, which the server applied at ``version``, when that
+    is the version right after ``doc``'s: the server decided it on this very state, as the same policy does
+    here. None otherwise (someone else's change came between: the change feed brings the server's state)."""
+    if version != doc.version + 1:
+        return None
+    try:
+        after = fold(doc, policy.decide(change_of(mutation, client, doc.version), doc))
+    except DomainError:
+        return None
+    return replace(after, version=version) if after.version != doc.version else None
+
+
 def latest_clock(data: Mapping[str, Any]) -> Timestamp | None:
     """The latest hybrid logical timestamp recorded in a document, to keep the client's clock past it.
 

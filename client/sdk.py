@@ -3,10 +3,11 @@
 Every edit is a mutation with the next sequence number, the version it was made
 against and a hybrid logical timestamp; it goes to the outbox in the same SQLite
 transaction that advances the counters (a value strict JSON cannot carry, such as NaN,
-is refused there). ``sync_once`` pushes the outbox, settles each result (applied/merged:
-acknowledged; rejected: moved to the dead letters with its reason; timeout: kept), then
-pulls every page of the change feed. No mutation can block the others: one whose push
-is refused as a whole for what it carries is isolated and dead-lettered too.
+is refused there). ``sync_once`` pushes the outbox in pipelined batches (``outbox``),
+settles each result (applied/merged: acknowledged, and folded into the replica; rejected:
+moved to the dead letters with its reason; timeout: kept), then pulls every page of the
+change feed. No mutation can block the others: one whose push is refused as a whole for
+what it carries is isolated and dead-lettered too.
 ``dlq retry`` queues a dead letter again as a new edit, ``dlq drop`` forgets it.
 ``start`` runs the sync in a thread that outlives any failure (``status()`` shows the
 last one), with exponential backoff with jitter between failures and a circuit breaker.
@@ -18,7 +19,6 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +29,14 @@ from ..domain.policies import PolicyBook
 from ..domain.policy_config import policy_book
 from .background import SyncLoop
 from .dead_letters import DeadLetters
-from .errors import RequestRefused
-from .replica import apply_change, crdt_delta, from_state, latest_clock, local_view, visible
+from .outbox import OutboxPusher, SyncReport
+from .replica import apply_change, crdt_delta, latest_clock, local_view, visible
 from .resilience import Backoff, CircuitBreaker
 from .store import LocalStore
 from .transport import HttpClient, SyncTransport
 from .values import check_sendable
 
 log = logging.getLogger(__name__)
-PUSH_BATCH = 200
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What one sync step did."""
-
-    pushed: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    pulled: int = 0
-    dead_lettered: int = 0
-
-    @property
-    def quiet(self) -> bool:
-        return self.pushed == 0 and self.pulled == 0 and self.dead_lettered == 0
-
-    def count(self, status: str, dead_lettered: bool = False, n: int = 1) -> None:
-        self.statuses[status] = self.statuses.get(status, 0) + n
-        self.dead_lettered += n if dead_lettered else 0
-
-
 class SyncClient:
     """One offline-first client: a replica and an outbox in ``path``, synced with ``server``.
 
@@ -85,6 +64,7 @@ class SyncClient:
         self.clock = HybridClock(self.client_id, Timestamp.parse(last) if last else ZERO)
         self.breaker, self.backoff = breaker or CircuitBreaker(), backoff or Backoff()
         self.loop, self.dead = SyncLoop(self.backoff), DeadLetters(self.store)
+        self.pusher = OutboxPusher(self.store, self.transport, self.client_id, lambda: self.policies)
 
     def _identity(self, wanted: str | None) -> str:
         known = self.store.get_meta("client_id")
@@ -179,74 +159,11 @@ class SyncClient:
         return report
 
     def push(self) -> SyncReport:
-        """Push the outbox in batches and settle each result (not through the breaker).
-
-        A batch refused as a whole for what it carries is halved until the one mutation
-        refused on its own is found and dead-lettered; the rest of the outbox goes on.
-        """
-        report = SyncReport()
+        """Push the outbox in pipelined batches and settle each result (not through the breaker)."""
         if self.store.get_meta("policies") is None:
             with self.store.transaction() as db:
                 self.store.set_meta(db, "policies", self.transport.policies())
-        limit = PUSH_BATCH
-        while pending := self.store.pending(limit=limit):
-            if buried := self.dead.bury_unsendable(pending):
-                report.count("rejected", dead_lettered=True, n=buried)
-                continue
-            try:
-                results = self.transport.push(self.client_id, pending)
-            except RequestRefused as e:
-                if not e.about_the_content:
-                    raise
-                limit = self._isolate(pending, e, report)
-                continue
-            report.pushed += len(pending)
-            if not self._settle(pending, results, report):
-                break
-        return report
-
-    def _isolate(self, pending: list[dict[str, Any]], refusal: RequestRefused, report: SyncReport) -> int:
-        """The batch size to push next after ``pending`` was refused: half of it, or, once a single
-        mutation is refused on its own, a full batch after dead-lettering that one.
-
-        A 403 may be about the token rather than the mutation (a token for another client): an
-        empty push tells, and if it is refused too, so is the push, and the outbox waits."""
-        if len(pending) > 1:
-            return len(pending) // 2
-        if refusal.status == 403:
-            self.transport.push(self.client_id, [])
-        self.dead.bury(pending[0], "refused", str(refusal))
-        report.count("rejected", dead_lettered=True)
-        return PUSH_BATCH
-
-    def _settle(self, pending: list[dict[str, Any]], results: list[dict[str, Any]], report: SyncReport) -> bool:
-        """Record each result; False if some mutation must be pushed again later."""
-        settled_all = True
-        with self.store.transaction() as db:
-            for mutation, result in zip(pending, results, strict=True):
-                status = result["status"]
-                report.count(status, dead_lettered=status == "rejected" and not result.get("retryable"))
-                if result.get("retryable"):
-                    self.store.retry_later(db, mutation["seq"])
-                    settled_all = False
-                    continue
-                if status == "rejected":
-                    self.store.dead_letter(db, mutation, result)
-                else:
-                    self.store.settle(db, mutation["seq"], result)
-                self._adopt(db, mutation, result)
-        return settled_all
-
-    def _adopt(self, db: Any, mutation: dict[str, Any], result: dict[str, Any]) -> None:
-        """Keep the server state a result carries, and rebase the document's later mutations on it."""
-        state = result.get("state")
-        if not state:
-            return
-        collection, doc_id = mutation["collection"], mutation["id"]
-        if state["version"] > self.store.document(collection, doc_id).version:
-            self.store.save_document(db, from_state(collection, doc_id, state))
-        if result["status"] in ("applied", "merged"):
-            self.store.rebase(db, collection, doc_id, mutation["seq"], int(result["version"]))
+        return self.pusher.push()
 
     def pull(self, wait_s: float = 0.0) -> int:
         """Apply every page of changes after the stored cursor; returns how many changes came."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..domain.documents import Document
+
+DocKey = tuple[str, str]
+"""A document as (collection, id)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -96,6 +99,17 @@ class LocalStore:
         where, args = ("WHERE collection = ? AND id = ?", [collection, doc_id]) if collection else ("", [])
         with self._lock:
             rows = self._db.execute(f"SELECT mutation FROM outbox {where} ORDER BY seq LIMIT ?", [*args, limit])
+            return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def pending_except(self, busy: Collection[DocKey], limit: int) -> list[Any]:
+        """The oldest ``limit`` mutations not yet acknowledged of documents other than the ``busy`` ones."""
+        skip = json.dumps(sorted(busy))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT mutation FROM outbox WHERE (collection, id) NOT IN"
+                " (SELECT value ->> 0, value ->> 1 FROM json_each(?)) ORDER BY seq LIMIT ?",
+                [skip, limit],
+            )
             return [json.loads(r[0]) for r in rows.fetchall()]
 
     def settle(self, db: sqlite3.Connection, seq: int, result: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Each poll brings a run of command records per partition. For a run, the processor
 decodes every record (bad ones are dead-lettered, G7), answers repeats of accepted
-commands from the log (G3), loads each document from its cache or its snapshot + event tail, lets
+commands from the log (G3), loads each document from its cache or its snapshot + event tail, moves a
+client's mutation onto the versions its own earlier mutations made (``rebasing``), lets
 the conflict policy and the handler decide (G4), and hands the whole run to the
 stream's atomic ``commit``: events, results, dead letters and the input offset
 together (G2); the runs of one poll are committed together (``commit_many``), so an
@@ -21,10 +22,11 @@ from ..domain.documents import Document, DocumentEvent, apply, fold, split_aggre
 from ..domain.errors import DomainError, InvalidInput, LogError, SyncBackboneError, rejection_code
 from ..domain.policies import PolicyBook
 from ..domain.records import EventMeta, NewEvent
-from .base_versions import base_loader
+from .base_versions import Bases, base_loader
 from .handlers import handle
 from .models import Command
 from .ports import Codec, CommandRecord, CommandStream, EventLog, PartitionOutcome
+from .rebasing import MAX_SPAN, Run, after_accepting, is_stale, rebased, run_of
 from .results import CommandResult, DeadLetter, accepted, rejected
 from .snapshots import Snapshots
 
@@ -62,6 +64,8 @@ class CommandProcessor:
         self._policies = policies or PolicyBook()
         self._on_results = on_results
         self._docs: dict[str, Document] = {}
+        self._runs: dict[str, Run | None] = {}  # per cached document; absent: not known (loaded cold)
+        self._bases: Bases = {}  # versions merged against in the current run
         stream.on_reassign(self._reassigned)
 
     def run(self, stop: threading.Event, poll_timeout_s: float = 0.2) -> None:
@@ -71,7 +75,7 @@ class CommandProcessor:
                 self.run_once(poll_timeout_s)
             except SyncBackboneError as e:  # run_once rewound the stream: the records come again
                 log.warning("processing failed (%s); retrying in %.0f s", e, RETRY_PAUSE_S)
-                self._docs.clear()
+                self._forget()
                 stop.wait(RETRY_PAUSE_S)
 
     def run_once(self, timeout_s: float = 0.2) -> int:
@@ -95,12 +99,17 @@ class CommandProcessor:
         return self._docs.get(aggregate_id)
 
     def _reassigned(self, owned: frozenset[int]) -> None:
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every cached document and run: they are loaded again from the log."""
         self._docs.clear()
+        self._runs.clear()
 
     def _committed(self, outcome: PartitionOutcome, results: list[CommandResult] | LogError) -> None:
         if isinstance(results, LogError):
             log.warning("commit of partition %s failed (%s); will retry on fresh state", outcome.partition, results)
-            self._docs.clear()
+            self._forget()
             return
         if self._snapshots is not None:
             self._snapshots.noted(results)
@@ -110,6 +119,7 @@ class CommandProcessor:
     def decide(self, records: Sequence[CommandRecord]) -> PartitionOutcome:
         """The outcome of a run of records of one partition (no I/O but log reads)."""
         outcome = PartitionOutcome(partition=records[0].partition, next_offset=records[-1].offset + 1)
+        self._bases = {}
         commands = self._decode_all(records, outcome)
         prior = self._log.find_commands([(c.aggregate_id, c.command_id) for c, _ in commands])
         self._warm_cache({c.aggregate_id for c, _ in commands if c.command_id not in prior})
@@ -151,8 +161,10 @@ class CommandProcessor:
 
     def _decide_one(self, cmd: Command, record: CommandRecord, outcome: PartitionOutcome) -> None:
         doc = self._docs.get(cmd.aggregate_id) or Document(cmd.collection, cmd.id)
+        cmd = self._rebased(cmd, doc)
         try:
-            events = handle(cmd, doc, self._policies, base_loader(self._log, self._codec, cmd.aggregate_id, outcome))
+            base = base_loader(self._log, self._codec, cmd.aggregate_id, outcome, self._bases)
+            events = handle(cmd, doc, self._policies, base)
         except (DomainError, InvalidInput) as e:  # a rule refuses it, or it breaks a limit (second line)
             outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return
@@ -166,14 +178,31 @@ class CommandProcessor:
             )
             return
         try:
-            doc, new = self._encode(cmd, doc, events)
+            after, new = self._encode(cmd, doc, events)
         except InvalidInput as e:  # e.g. events too large for the log
             outcome.answered.append(rejected(cmd.command_id, cmd.aggregate_id, doc.version, str(e), code_of(e)))
             return
-        if len(self._docs) >= MAX_CACHED_DOCUMENTS:  # a miss only reloads from the log
-            self._docs.clear()
-        self._docs[cmd.aggregate_id] = doc
+        self._keep(cmd, doc.version, after)
         outcome.accepted.append((cmd.command_id, cmd.aggregate_id, new))
+
+    def _keep(self, cmd: Command, before: int, doc: Document) -> None:
+        """Cache ``doc`` as ``cmd`` left it (from version ``before``), and the run of versions it extends."""
+        if len(self._docs) >= MAX_CACHED_DOCUMENTS:  # a miss only reloads from the log
+            self._forget()
+        run = self._runs.get(cmd.aggregate_id)
+        self._runs[cmd.aggregate_id] = after_accepting(run, cmd.command_id, before, doc.version)
+        self._docs[cmd.aggregate_id] = doc
+
+    def _rebased(self, cmd: Command, doc: Document) -> Command:
+        """``cmd`` moved onto ``doc``'s version if its base lies in a run of its own client's versions."""
+        if not is_stale(cmd, doc.version):
+            return cmd
+        if cmd.aggregate_id not in self._runs:  # loaded cold: the events after the base tell whose they are
+            base = cmd.expected_version or 0
+            if doc.version - base > MAX_SPAN:
+                return cmd
+            self._runs[cmd.aggregate_id] = run_of(self._log.read_aggregate(cmd.aggregate_id, base + 1), doc.version)
+        return rebased(cmd, doc.version, self._runs[cmd.aggregate_id])
 
     def _encode(self, cmd: Command, doc: Document, events: Sequence[DocumentEvent]) -> tuple[Document, list[NewEvent]]:
         """The document after ``events`` and the events encoded; InvalidInput if they cannot be stored."""

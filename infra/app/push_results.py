@@ -1,32 +1,41 @@
 """What a push answers for each of its mutations, built so that the answer cannot amplify.
 
-A document's state comes once per document per push, with the last result of that document
-that the processor decided (applied, merged or rejected; never with a refusal at the edge
-or a timeout), loaded from the latest snapshot plus the events after it, never folded from
-version 1: 1,000 rejected mutations of one document carry one copy. States stop once they
+A document's state comes only where the client cannot know it: with a merged or rejected
+result the processor decided (never with an applied one, a refusal at the edge or a
+timeout), once per document per push (with the last such result of that document), loaded
+from the latest snapshot plus the events after it, never folded from version 1: 1,000
+rejected mutations of one document carry one copy. The latest snapshot is this process's
+own copy from its last load of the document when it has one (``LatestStates``: checked
+against the log like a stored snapshot), so a hot document costs the few events since the
+last push that carried it, not up to K events of the store's snapshot tail. States stop once they
 total ``budget`` bytes (later ones carry none: the client pulls the document), and reasons
 are cut to ``MAX_REASON`` characters, so a push of at most 1,000 mutations answers in at
 most about 1,000 × (``MAX_REASON`` + 300) bytes plus the budget.
 
-The state comes with an applied result too (when it is the document's last) because the
-SDK keeps its replica current from it: its next base version and its next counter delta
-are computed from that replica, and without it an increment made before the change feed
-brings the last one back would be lost. ``carries_state`` is the one place to narrow this
-to merged and rejected results once the SDK folds its acknowledged mutations itself.
+An applied result needs none: the SDK folds its own mutation into its copy of the
+document when the result's version is the one right after that copy's (so its next base
+version and counter delta count it before the change feed brings it back), and otherwise
+waits for the feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ...commands.ports import EventLog
 from ...commands.results import CommandResult
+from ...commands.snapshots import Recovered, Snapshots
 from ...domain.documents import Document, split_aggregate_id
 from ...domain.errors import InvalidInput, rejection_code
+from ...domain.snapshots import SnapshotPoint
 from ...domain.values import json_size
 
 MAX_REASON = 500
+MAX_KEPT = 10_000
+"""The most documents whose last loaded state one process keeps (``LatestStates``)."""
 Loader = Callable[[Collection[str]], dict[str, Document]]
 """The current state of each of some documents (from snapshot + tail)."""
 TIMEOUT = "no result in time (is a processor running?); push it again: it will not apply twice"
@@ -50,8 +59,9 @@ class Pushed:
 
     @property
     def carries_state(self) -> bool:
-        """Whether this result may come with the document's state: the processor decided its mutation."""
-        return self.command_id is not None and self.code != "timeout"
+        """Whether this result comes with the document's state: the processor merged or rejected its mutation."""
+        decided = self.command_id is not None and self.code != "timeout"
+        return decided and self.status in ("merged", "rejected")
 
 
 def cut(reason: str | None) -> str | None:
@@ -75,7 +85,7 @@ def answered(seq: int, command_id: str, result: CommandResult | None, merged: bo
 
 
 def with_states(pushed: list[Pushed], aggregate_ids: Sequence[str | None], load: Loader, budget: int) -> None:
-    """Give the last decided result of each document its state, within ``budget`` bytes in all."""
+    """Give the last merged or rejected result of each document its state, within ``budget`` bytes in all."""
     last = {agg: i for i, (p, agg) in enumerate(zip(pushed, aggregate_ids, strict=True)) if agg and p.carries_state}
     if not last:
         return
@@ -87,3 +97,45 @@ def with_states(pushed: list[Pushed], aggregate_ids: Sequence[str | None], load:
         size = json_size(state)
         if size <= left:
             pushed[index].state, left = state, left - size
+
+
+class LatestStates:
+    """The current state of documents (a ``Loader``): this process's copy from its last load of each one,
+    used as a snapshot (its event must still sit at its log position) with the events after it folded on;
+    for a document without a copy, the snapshot store's latest snapshot plus the events after it."""
+
+    def __init__(self, snapshots: Snapshots, log: EventLog, kept: int = MAX_KEPT) -> None:
+        self._snapshots, self._log, self._kept = snapshots, log, kept
+        self._points: dict[str, SnapshotPoint] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, aggregate_ids: Collection[str]) -> dict[str, Document]:
+        with self._lock:
+            known = {agg: self._points[agg] for agg in aggregate_ids if agg in self._points}
+        loaded = self._caught_up(known)
+        rest = [agg for agg in aggregate_ids if agg not in loaded]
+        loaded |= self._snapshots.load(rest) if rest else {}
+        self._keep(loaded.values())
+        return {agg: r.document for agg, r in loaded.items()}
+
+    def _caught_up(self, known: Mapping[str, SnapshotPoint]) -> dict[str, Recovered]:
+        """The documents of ``known`` copies whose event is where the copy says, with the events after it."""
+        tails = self._log.read_aggregates_from({agg: point.version for agg, point in known.items()}) if known else {}
+        loaded = {}
+        for agg, point in known.items():
+            tail = tails.get(agg) or []
+            if tail and tail[0].version == point.version and tail[0].position == point.position:
+                folded = self._snapshots.fold(point.document, tail[1:], point.version)
+                loaded[agg] = Recovered(folded.document, point.version, folded.tip or point.position, len(tail))
+        return loaded
+
+    def _keep(self, loaded: Collection[Recovered]) -> None:
+        """Keep the newest copy of each loaded document (all are forgotten when there are too many)."""
+        points = [SnapshotPoint(r.document, r.tip) for r in loaded if r.tip is not None]
+        with self._lock:
+            if len(self._points) + len(points) > self._kept:
+                self._points.clear()
+            for point in points:
+                kept = self._points.get(point.aggregate_id)
+                if kept is None or kept.version < point.version:
+                    self._points[point.aggregate_id] = point

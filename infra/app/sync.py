@@ -5,13 +5,12 @@ value check, then the limits: size, clock skew and the clock's node, CRDT replic
 becomes an ``ApplyMutation`` command with the id ``<client>:<seq>`` (its idempotency key: a
 retried push is answered from the log, never applied twice). A mutation without a clock is
 stamped with the server's time on arrival, so under lww it competes like any other write.
-Mutations of one document go in waves, in seq order. A later one is moved onto the version
-an earlier one of the same push landed at only when every version since its base was made
-by this push, one after the other (the client made it on top of them); otherwise, e.g.
-after a merge with another client's change, it keeps its own base and is merged (or
-rejected) against that, so a later put never deletes fields it did not see. Each mutation
-gets its own result (``push_results``): ``applied``, ``merged`` (a ConflictResolved was
-recorded) or ``rejected`` (with the code and the reason).
+The commands of a push go to the bus in one send, in seq order (so each document's in its
+order), and their results are awaited together. The processor moves a later mutation onto
+the versions the client's earlier ones made, one after the other (``commands.rebasing``),
+never over another client's change or a merge with one. Each mutation gets its own result
+(``push_results``): ``applied``, ``merged`` (a ConflictResolved was recorded) or
+``rejected`` (with the code and the reason).
 
 Pull: the ``changes`` read model of each subscribed collection after an opaque cursor
 (``cursors``: the position reached per collection, and the build of the read model they count
@@ -22,7 +21,6 @@ clients apply a change only if it is newer than their copy, so starting over is 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...commands.models import MAX_ID, MAX_VERSION, ApplyMutation, describe_validation_error
 from ...commands.results import CommandResult
-from ...commands.snapshots import Snapshots
 from ...domain.documents import ConflictResolved, Document
 from ...domain.errors import InvalidInput
 from ...domain.hlc import PATTERN as HLC_PATTERN
@@ -43,7 +40,7 @@ from ..common.backoff import poll
 from .auth import ANONYMOUS_ADMIN, ID_PREFIX_LENGTH, Principal
 from .backbone import Backbone
 from .cursors import decode_cursor, encode_cursor
-from .push_results import Pushed, answered, refused, with_states
+from .push_results import LatestStates, Pushed, answered, refused, with_states
 
 MAX_WAIT_S = 60.0
 MAX_SEQ = 2**63 - 1
@@ -51,8 +48,6 @@ MAX_CLIENT = MAX_ID - ID_PREFIX_LENGTH - 1 - len(str(MAX_SEQ))
 """The longest client name: its command ids ``<principal prefix><client>:<seq>`` must fit in MAX_ID characters."""
 STATE_BUDGET_FACTOR = 4
 """The states of one push's results total at most this many times SYNC_MAX_BODY_BYTES."""
-Chain = tuple[int, int]
-"""Versions (after, upto] of a document made by one push, each on the one before."""
 
 
 class Mutation(BaseModel):
@@ -93,9 +88,9 @@ class Mutation(BaseModel):
 
 @dataclass(slots=True)
 class Batch:
-    """The mutations of one push that became commands, by document, and their results."""
+    """The mutations of one push that became commands, in seq order, and their results."""
 
-    commands: dict[str, list[ApplyMutation]] = field(default_factory=dict)
+    commands: list[ApplyMutation] = field(default_factory=list)
     results: dict[str, CommandResult] = field(default_factory=dict)
 
 
@@ -135,7 +130,7 @@ class SyncService:
 
     def __init__(self, backbone: Backbone, queries: ReadModelQueries) -> None:
         self.backbone, self.queries = backbone, queries
-        self._snapshots: Snapshots | None = None
+        self._states: LatestStates | None = None
 
     def push(
         self, client: str, mutations: Sequence[Any], timeout_s: float | None = None, who: Principal = ANONYMOUS_ADMIN
@@ -145,25 +140,16 @@ class SyncService:
         limits = self.backbone.limits()
         clock = HybridClock(client, now_ms=limits.now_ms)
         items = [admitted(raw, client, clock, limits, who) for raw in mutations]
-        batch = Batch()
-        for command in sorted((c for c in items if isinstance(c, ApplyMutation)), key=seq_of):
-            batch.commands.setdefault(command.aggregate_id, []).append(command)
-        self._submit_in_waves(batch, timeout_s or self.backbone.settings.result_timeout_s)
+        batch = Batch(sorted((c for c in items if isinstance(c, ApplyMutation)), key=seq_of))
+        self._submit(batch, timeout_s or self.backbone.settings.result_timeout_s)
         return [p.as_dict() | shown_id(p, who) for p in self._results(mutations, items, batch)]
 
-    def _submit_in_waves(self, batch: Batch, timeout_s: float) -> None:
-        queues = {agg: list(cmds) for agg, cmds in batch.commands.items()}
-        chains: dict[str, Chain | None] = {}
-        deadline = time.monotonic() + timeout_s
-        while queues and time.monotonic() < deadline:
-            wave = [cmds.pop(0) for cmds in queues.values()]
-            self.backbone.bus.send(wave)
-            got = self.backbone.bus.wait_results([c.command_id for c in wave], max(0.0, deadline - time.monotonic()))
-            batch.results.update(got)
-            for cmd in wave:
-                chains[cmd.aggregate_id] = chained(chains.get(cmd.aggregate_id), got.get(cmd.command_id))
-                queues[cmd.aggregate_id] = rebased(queues[cmd.aggregate_id], chains[cmd.aggregate_id])
-            queues = {agg: cmds for agg, cmds in queues.items() if cmds}
+    def _submit(self, batch: Batch, timeout_s: float) -> None:
+        """Send every command of ``batch`` at once and await their results together."""
+        if not batch.commands:
+            return
+        self.backbone.bus.send(batch.commands)
+        batch.results.update(self.backbone.bus.wait_results([c.command_id for c in batch.commands], timeout_s))
 
     def _results(self, raws: Sequence[Any], items: list[ApplyMutation | InvalidInput], batch: Batch) -> list[Pushed]:
         """Each mutation's result; the last decided one of each document with its state."""
@@ -187,9 +173,9 @@ class SyncService:
 
     def _documents(self, aggregate_ids: Collection[str]) -> dict[str, Document]:
         """The current state of each document, from its latest snapshot plus the events after it."""
-        if self._snapshots is None:
-            self._snapshots = self.backbone.snapshots()
-        return {agg: r.document for agg, r in self._snapshots.load(aggregate_ids).items()}
+        if self._states is None:
+            self._states = LatestStates(self.backbone.snapshots(), self.backbone.log)
+        return self._states(aggregate_ids)
 
     def pull(
         self, cursor: str | None, collections: Sequence[str], limit: int = 500, tenant: str = ""
@@ -247,26 +233,6 @@ def shown_id(pushed: Pushed, who: Principal) -> dict[str, Any]:
 def seq_of(command: ApplyMutation) -> int:
     """The client's sequence number of a pushed mutation's command (``<client>:<seq>``)."""
     return int(command.command_id.rpartition(":")[2])
-
-
-def chained(chain: Chain | None, result: CommandResult | None) -> Chain | None:
-    """The versions of a document this push made one after the other, once ``result`` is in."""
-    if result is None or result.status != "accepted" or result.version <= 0:
-        return chain
-    if chain is not None and chain[1] == result.version - 1:
-        return chain[0], result.version
-    return result.version - 1, result.version
-
-
-def rebased(queue: list[ApplyMutation], chain: Chain | None) -> list[ApplyMutation]:
-    """The document's next mutation moved onto the end of ``chain`` when its base lies within it (every
-    version since its base was made by this push), else as it is: it is then merged against its own base."""
-    if not queue or chain is None:
-        return queue
-    head, (after, upto) = queue[0], chain
-    if head.expected_version is not None and after <= head.expected_version < upto:
-        head = head.model_copy(update={"expected_version": upto})
-    return [head, *queue[1:]]
 
 
 def change_of(collection: str, row: dict[str, Any]) -> dict[str, Any]:

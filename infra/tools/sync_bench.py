@@ -2,25 +2,20 @@
 
 1. Pull: N changes (default 10,000) of one collection, page by page (1,000 a page),
    once per content coding (identity, gzip, zstd): wall time and bytes on the wire.
-2. Push: 50 SDK clients (each its own SQLite file) edit 20 shared documents of a
-   ``merge`` collection while offline, then push at once: mutations/s, and the
-   conflict rate (the share of mutations merged or rejected).
+2. Push (``push_bench``): 200 clients' offline edits pushed to a gateway process, on
+   documents of their own and on 20 shared documents: mutations/s, the conflict rate
+   (the share of mutations merged or rejected), and the raw baseline of the same run.
 """
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ...client import SyncClient, SyncReport
 from ...domain.documents import DocumentCreated, aggregate_id
 from ...domain.names import qualified
 from ...domain.records import EventMeta
@@ -32,11 +27,10 @@ from ..http.sync_routes import encoders
 from ..http.thread import gateway_in_thread
 from ..postgres.database import drop_namespace
 from ..settings import load_settings
+from .push_bench import Mix, print_push_figures, run_push_bench
 
-FEED, HOT = "feed", "hot"
+FEED = "feed"
 TENANT = "bench"
-POLICIES = {HOT: {"policy": "merge", "fallback": "client", "fields": {"n": "sum"}}, "*": "lww"}
-CLIENTS, EDITS_PER_CLIENT, HOT_DOCS = 50, 40, 20
 
 
 def run_sync_bench(changes: int, only: str | None) -> int:
@@ -45,22 +39,24 @@ def run_sync_bench(changes: int, only: str | None) -> int:
 
     broker = kafka_bootstrap() if only == "kafka" else nullcontext(None)
     with broker as kafka:
-        settings = load_settings(kafka_bootstrap=kafka, namespace=f"bench_{uuid.uuid4().hex[:8]}", policies=POLICIES)
-        backbone = bootstrap(settings)
-        side = backbone.read_side()
-        try:
-            with backbone.running_processor(), side.running(), gateway_in_thread(backbone, side) as url:
-                pulls = bench_pull(backbone, side, url, changes)
-                pushes = {
-                    f"{HOT_DOCS} shared documents": bench_push(backbone, side, url, shared=True),
-                    "documents of their own": bench_push(backbone, side, url, shared=False),
-                }
-        finally:
-            side.close()
-            drop_namespace(backbone.pg_dsn, settings.namespace)
-            backbone.close()
+        pulls = run_pull_bench(kafka, changes) if changes > 0 else {}  # --changes 0: the push half only
+        pushes = run_push_bench(kafka)
     print_figures("kafka log (Tansu)" if kafka else "embedded log (PostgreSQL)", changes, pulls, pushes)
     return 0
+
+
+def run_pull_bench(kafka: str | None, changes: int) -> dict[str, tuple[float, int, int]]:
+    """The pull half, against a gateway in this process on a fresh namespace."""
+    settings = load_settings(kafka_bootstrap=kafka, namespace=f"bench_{uuid.uuid4().hex[:8]}")
+    backbone = bootstrap(settings)
+    side = backbone.read_side()
+    try:
+        with backbone.running_processor(), side.running(), gateway_in_thread(backbone, side) as url:
+            return bench_pull(backbone, side, url, changes)
+    finally:
+        side.close()
+        drop_namespace(backbone.pg_dsn, settings.namespace)
+        backbone.close()
 
 
 def seed(backbone: Backbone, count: int) -> None:
@@ -120,74 +116,17 @@ def pull_everything(http: httpx.Client, count: int) -> tuple[float, int, int]:
     return time.perf_counter() - started, wire, decoded
 
 
-Push = tuple[int, float, dict[str, int]]
-
-
 def token(backbone: Backbone, subject: str) -> str:
     """A bench client's token, signed with the gateway's own secret."""
     return issue_token(auth_secret(backbone.settings), subject, TENANT, ["read", "write"])
 
 
-def bench_push(backbone: Backbone, side: ReadSide, url: str, shared: bool) -> Push:
-    """(mutations, seconds, outcomes) for 50 clients pushing their offline edits at once: all on
-    the same 20 documents (``shared``), or each on documents of its own."""
-    collection = HOT if shared else f"{HOT}-own"
-    with tempfile.TemporaryDirectory() as folder:
-        names = [f"b{i}-{shared}" for i in range(CLIENTS)]
-        clients = [
-            SyncClient(Path(folder) / f"c{i}.db", url, [collection], name, token=token(backbone, name))
-            for i, name in enumerate(names)
-        ]
-        try:
-            if shared:
-                prepare_shared(side, clients)
-            for i, client in enumerate(clients):
-                for k in range(EDITS_PER_CLIENT):
-                    doc_id = f"d{(i + k) % HOT_DOCS}" if shared else f"c{i}-d{k % 4}"
-                    client.put(collection, doc_id, {"n": k, "title": f"by {i}"})
-            progress = Progress(f"push ({'shared' if shared else 'own'} documents)", CLIENTS, unit="clients")
-            started = time.perf_counter()
-            with ThreadPoolExecutor(CLIENTS) as pool:
-                reports = list(pool.map(lambda c: pushed(c, progress), clients))
-            elapsed = time.perf_counter() - started
-            progress.done()
-        finally:
-            for client in clients:
-                client.close()
-    totals: dict[str, int] = {}
-    for report in reports:
-        for status, n in report.statuses.items():
-            totals[status] = totals.get(status, 0) + n
-    return sum(r.pushed for r in reports), elapsed, totals
-
-
-def pushed(client: SyncClient, progress: Progress) -> SyncReport:
-    report = client.push()
-    progress.advance()
-    return report
-
-
-def prepare_shared(side: ReadSide, clients: list[SyncClient]) -> None:
-    """The shared documents created and pulled by every client, so their edits are concurrent."""
-    for i in range(HOT_DOCS):
-        clients[0].put(HOT, f"d{i}", {"n": 0, "title": "start"})
-    clients[0].sync_once()
-    while len(side.queries.changes(qualified(TENANT, HOT), 0, 1000)) < HOT_DOCS:
-        time.sleep(0.02)
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(lambda c: c.pull(), clients))
-
-
-def print_figures(log: str, count: int, pulls: dict[str, tuple[float, int, int]], pushes: dict[str, Push]) -> None:
+def print_figures(log: str, count: int, pulls: dict[str, tuple[float, int, int]], pushes: list[Mix]) -> None:
     print(f"\n== sync on the {log}, over HTTP on loopback")
-    print(f"pull {count:,} changes (pages of 1,000):")
+    if pulls:
+        print(f"pull {count:,} changes (pages of 1,000):")
     for coding, (seconds, wire, decoded) in pulls.items():
         ratio = decoded / wire if wire else 0
         rate = count / seconds
         print(f"  {coding:<8} {seconds:6.2f} s  {wire / 1e6:7.2f} MB on the wire  ({ratio:4.1f}x)  {rate:,.0f}/s")
-    for label, (mutations, seconds, totals) in pushes.items():
-        conflicts = (totals.get("merged", 0) + totals.get("rejected", 0)) / max(mutations, 1)
-        print(f"push: {CLIENTS} concurrent clients, {mutations:,} mutations on {label} (merge)")
-        rate = mutations / seconds
-        print(f"  {rate:,.0f} mutations/s ({seconds:.2f} s); outcomes {totals}; conflict rate {conflicts:.0%}")
-    sys.stdout.flush()
+    print_push_figures(log, pushes)

@@ -1,5 +1,5 @@
 """The push protocol's pure parts: cursors that cannot crash, results that cannot amplify, rebasing
-that cannot lose an update (server side and in the SDK's outbox), and names that fit their ids."""
+that cannot lose an update (in the processor and in the SDK's outbox), and names that fit their ids."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import pytest
 
 from syncbackbone.client.store import LocalStore
 from syncbackbone.commands.models import MAX_ID, ApplyMutation
+from syncbackbone.commands.rebasing import Run, after_accepting, rebased, run_of
 from syncbackbone.commands.results import CommandResult, accepted, rejected
 from syncbackbone.domain.documents import Document
 from syncbackbone.domain.errors import InvalidInput
+from syncbackbone.domain.records import EventMeta, NewEvent, Position, StoredEvent
 from syncbackbone.infra.app.auth import Principal
 from syncbackbone.infra.app.cursors import decode_cursor, encode_cursor
 from syncbackbone.infra.app.push_results import MAX_REASON, Pushed, answered, with_states
-from syncbackbone.infra.app.sync import MAX_CLIENT, MAX_SEQ, chained, checked_client, rebased
+from syncbackbone.infra.app.sync import MAX_CLIENT, MAX_SEQ, checked_client
 
 
 def b64(raw: bytes) -> str:
@@ -60,8 +62,8 @@ def test_a_client_name_must_leave_room_for_its_sequence_numbers_in_the_command_i
         checked_client("c" * (MAX_CLIENT + 10))
 
 
-def command(seq: int, base: int | None) -> ApplyMutation:
-    return ApplyMutation(command_id=f"me:{seq}", collection="c", id="d", client_id="me", expected_version=base)
+def command(seq: int, base: int | None, client: str = "p.me") -> ApplyMutation:
+    return ApplyMutation(command_id=f"{client}:{seq}", collection="c", id="d", client_id="me", expected_version=base)
 
 
 def result(seq: int, version: int, status: str = "accepted") -> CommandResult:
@@ -70,30 +72,44 @@ def result(seq: int, version: int, status: str = "accepted") -> CommandResult:
     return rejected(f"me:{seq}", "c/d", version, "no", "version_conflict")
 
 
-def test_a_mutation_moves_onto_versions_this_push_made_one_after_the_other() -> None:
-    queue = [command(2, 4), command(3, 4)]
-    chain = chained(None, result(1, 5))
+def test_a_mutation_moves_onto_versions_its_own_client_made_one_after_the_other() -> None:
+    run = after_accepting(None, "p.me:1", 4, 5)  # seq 1 took the document from 4 to 5
 
-    queue = rebased(queue, chain)
-    chain = chained(chain, result(2, 6))
-    queue = rebased(queue[1:], chain)
+    second = rebased(command(2, 4), 5, run)
+    run = after_accepting(run, "p.me:2", 5, 6)
+    third = rebased(command(3, 4), 6, run)
 
-    assert chain == (4, 6) and queue[0].expected_version == 6
+    assert (second.expected_version, third.expected_version, run) == (5, 6, Run("p.me", 4, 6, 2))
 
 
 def test_a_mutation_made_before_a_merge_with_someone_elses_change_keeps_its_base() -> None:
-    queue = [command(2, 1)]
+    run = after_accepting(None, "p.me:1", 2, 3)  # someone else made 2; seq 1 was merged on it at 3
 
-    merged = rebased(queue, chained(None, result(1, 3)))  # the first landed at 3: someone else made 2
+    assert rebased(command(2, 1), 3, run).expected_version == 1
+    assert rebased(command(2, 2), 3, run).expected_version == 3  # made after seeing 2: only its own lie between
 
-    assert merged[0].expected_version == 1
+
+def test_no_mutation_moves_over_another_clients_versions_or_a_version_made_after_the_run() -> None:
+    run = after_accepting(None, "p.me:1", 1, 2)
+
+    assert rebased(command(2, 1, client="p.you"), 2, run).expected_version == 1
+    assert rebased(command(2, 1), 3, run).expected_version == 1  # someone wrote 3 after the run
+    assert rebased(command(1, 1), 2, run).expected_version == 1  # not a later mutation of the client
+    assert after_accepting(run, "f3b2c0ffee", 2, 3) is None  # a command that is no client's mutation ends it
 
 
-def test_a_rejected_result_or_none_leaves_the_next_mutation_as_it_is() -> None:
-    queue = [command(2, 1)]
+def stored(version: int, causation: str) -> StoredEvent:
+    event = NewEvent("c/d", version, "DocumentPatched", b"", EventMeta(causation_id=causation))
+    return StoredEvent(event, Position(0, 0))
 
-    assert rebased(queue, chained(None, result(1, 1, "rejected"))) == queue
-    assert rebased(queue, chained(None, None)) == queue
+
+def test_a_cold_documents_run_is_read_back_from_its_events_as_far_as_one_client_made_them() -> None:
+    events = [stored(3, "p.you:9"), stored(4, "p.me:1"), stored(5, "p.me:2")]
+
+    assert run_of(events, 5) == Run("p.me", 3, 5, 2)
+    assert run_of(events[1:], 5) == Run("p.me", 3, 5, 2)
+    assert run_of(events, 6) is None
+    assert run_of([stored(4, "p.me:3"), stored(5, "p.me:2")], 5) == Run("p.me", 4, 5, 2)
 
 
 def loader(versions: dict[str, int], size: int = 10) -> Any:
@@ -117,19 +133,30 @@ def test_a_thousand_rejections_of_one_document_carry_its_state_once_loaded_once(
     assert load.calls == [["c/d"]]
 
 
-def test_only_the_last_decided_result_of_a_document_carries_its_state() -> None:
+def test_only_the_last_merged_or_rejected_result_of_a_document_carries_its_state() -> None:
     pushed = [
-        answered(1, "me:1", accepted("me:1", "c/d", []), False),
-        answered(2, "me:2", accepted("me:2", "c/d", []), False),
-        Pushed(3, "rejected", code="invalid"),
-        answered(4, "me:4", None, False),
+        answered(1, "me:1", accepted("me:1", "c/d", []), True),
+        answered(2, "me:2", result(2, 3, "rejected"), False),
+        answered(3, "me:3", accepted("me:3", "c/d", []), False),
+        Pushed(4, "rejected", code="invalid"),
+        answered(5, "me:5", None, False),
+        answered(6, "me:6", accepted("me:6", "c/e", []), False),
     ]
     load = loader({"c/d": 2, "c/e": 0})
 
-    with_states(pushed, ["c/d", "c/d", None, "c/e"], load, budget=10_000)
+    with_states(pushed, ["c/d", "c/d", "c/d", None, "c/e", "c/e"], load, budget=10_000)
 
-    assert [p.state is not None for p in pushed] == [False, True, False, False]
-    assert pushed[3].retryable and load.calls == [["c/d"]]
+    assert [p.state is not None for p in pushed] == [False, True, False, False, False, False]
+    assert pushed[4].retryable and load.calls == [["c/d"]]
+
+
+def test_a_push_whose_mutations_were_all_applied_loads_no_state() -> None:
+    pushed = [answered(i, f"me:{i}", accepted(f"me:{i}", "c/d", []), False) for i in range(3)]
+    load = loader({"c/d": 3})
+
+    with_states(pushed, ["c/d"] * 3, load, budget=10_000)
+
+    assert [p.state for p in pushed] == [None] * 3 and load.calls == []
 
 
 def test_states_stop_at_the_budget_and_reasons_are_cut() -> None:
