@@ -127,11 +127,12 @@ def test_a_server_killed_mid_push_loses_no_acknowledged_mutation_and_doubles_non
     proc = serve(env, port)
     try:
         clients = [new_client(tmp_path, f"k{i}", f"http://127.0.0.1:{port}", collection) for i in range(3)]
-        made = {c.client_id: edits(c, collection, 60, docs=4) for c in clients}
+        made = {c.client_id: edits(c, collection, 300, docs=4) for c in clients}
         pushing = [threading.Thread(target=quietly, args=(c.sync_once,)) for c in clients]
         for thread in pushing:
             thread.start()
-        time.sleep(0.4)
+        while not server.events(collection, [f"d{i}" for i in range(4)]):  # the push is under way: kill it
+            time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         for thread in pushing:
