@@ -6,8 +6,9 @@
   net helpers; imports nothing of ``infra`` and no driver.
 - ``avro/``: schema registry, codec, upcasting; knows bytes, not transports.
 - ``kafka/``: the client seam, topics, log, bus, stream, partition index, broker
-  profiles; never imports ``postgres/`` or psycopg. ``kafka/kafka_python/``: the one
-  client adapter, the only code importing kafka-python.
+  profiles; never imports ``postgres/`` or psycopg. ``kafka/confluent/`` and
+  ``kafka/kafka_python/``: the client adapters, the only code importing confluent-kafka
+  and kafka-python.
 - ``postgres/``: the ``Database``, log, bus, stream, snapshot and index stores, read
   models; imports no ``kafka/`` code but the index-store port it implements.
 - ``es/``: the eventsourcing persistence module over our logs; nobody imports it.

@@ -9,6 +9,7 @@ snapshots, index checkpoints and read models. Nothing here does I/O at import ti
 from __future__ import annotations
 
 from functools import partial
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .avro.codec import AvroCodec
 from .avro.upcasting import UpcastingCodec
 from .common.secret_file import read_or_create
 from .kafka.brokers import Connector, broker_profile
-from .kafka.client import Connect
+from .kafka.client import Connect, Security
 from .postgres.database import Database
 from .postgres.read_models.claims import AdvisoryLockClaims
 from .postgres.read_models.queries import ReadModels
@@ -81,12 +82,42 @@ def read_jwks(where: str) -> dict[str, Any]:
 
 
 def kafka_connect(settings: Settings) -> Connect:
-    """How the Kafka log, bus and stream make their client (the one place to plug in another library), and the
-    profile of the broker they talk to (SYNC_KAFKA_BROKER)."""
+    """How the Kafka log, bus and stream make their client (the one place a client library is chosen:
+    SYNC_KAFKA_CLIENT), connecting with the security settings, and the profile of the broker they talk to
+    (SYNC_KAFKA_BROKER)."""
+    broker = broker_profile(settings.kafka_broker, settings.marker_min_interval_ms)
+    patience, security = broker.hole_patience_s, kafka_security(settings)
+    if kafka_client_library(settings) == "confluent":
+        from .kafka.confluent.client import ConfluentClient
+
+        return Connector(partial(ConfluentClient, hole_patience_s=patience, security=security), broker)
     from .kafka.kafka_python.client import KafkaPythonClient
 
-    broker = broker_profile(settings.kafka_broker, settings.marker_min_interval_ms)
-    return Connector(partial(KafkaPythonClient, hole_patience_s=broker.hole_patience_s), broker)
+    return Connector(partial(KafkaPythonClient, hole_patience_s=patience, security=security), broker)
+
+
+def kafka_client_library(settings: Settings) -> str:
+    """SYNC_KAFKA_CLIENT; unset, confluent-kafka if it is installed, else kafka-python."""
+    installed = find_spec("confluent_kafka") is not None
+    if settings.kafka_client == "confluent" and not installed:
+        raise ConfigurationError("SYNC_KAFKA_CLIENT=confluent needs confluent-kafka: pip install confluent-kafka")
+    return settings.kafka_client or ("confluent" if installed else "kafka-python")
+
+
+def kafka_security(settings: Settings) -> Security:
+    """How Kafka clients connect (SYNC_KAFKA_SECURITY_PROTOCOL, SYNC_KAFKA_SASL_*, SYNC_KAFKA_SSL_CAFILE), or
+    ConfigurationError naming what to set."""
+    protocol = settings.kafka_security_protocol
+    user, password = settings.kafka_sasl_username, settings.kafka_sasl_password
+    if protocol.startswith("SASL_") and not (user and password):
+        raise ConfigurationError(
+            f"SYNC_KAFKA_SECURITY_PROTOCOL={protocol} needs SYNC_KAFKA_SASL_USERNAME and SYNC_KAFKA_SASL_PASSWORD"
+        )
+    cafile = settings.kafka_ssl_cafile
+    if cafile is not None and not cafile.is_file():
+        raise ConfigurationError(f"SYNC_KAFKA_SSL_CAFILE={str(cafile)!r} is not a file")
+    ca = None if cafile is None else str(cafile)
+    return Security(protocol, settings.kafka_sasl_mechanism, user, password, ca)
 
 
 class Adapters(Wiring):

@@ -99,6 +99,22 @@ class Settings(BaseSettings):
     max_counter_step: int = Field(
         default=1_000_000, ge=1, description="how far one change may advance a CRDT counter"
     )
+    kafka_client: Literal["confluent", "kafka-python"] | None = Field(
+        default=None, description="Kafka client library: `confluent` or `kafka-python`; unset = confluent if installed"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka: how clients connect (`SSL`, `SASL_SSL`: TLS; `SASL_*`: log in)"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="Kafka with `SASL_*`: the SASL mechanism"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="Kafka with `SASL_*`: the user name")
+    kafka_sasl_password: str | None = Field(
+        default=None, description="Kafka with `SASL_*`: the password", json_schema_extra=SECRET
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="Kafka with `SSL`/`SASL_SSL`: the CA file (PEM) of the brokers' certificates"
+    )
 
     @property
     def embedded(self) -> bool:

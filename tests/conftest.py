@@ -61,7 +61,7 @@ def namespace(pg_dsn: str) -> Iterator[str]:
     drop_namespace(pg_dsn, ns)
 
 
-@pytest.fixture(params=["kafka-python"])
+@pytest.fixture(params=["confluent", "kafka-python"])
 def connect(request: pytest.FixtureRequest) -> Connect:
-    """Each Kafka client library in turn (one today): Kafka tests that take this fixture run once with each."""
-    return kafka_connect(load_settings())
+    """Each Kafka client library in turn: Kafka tests that take this fixture run once with each."""
+    return kafka_connect(load_settings(kafka_client=request.param))

@@ -25,8 +25,11 @@ of its profile, here, chosen by one setting:
   * A fenced producer's commit, abort or send-offsets can hang (the broker drops the connection):
     they are bounded, and one that times out counts as fenced (``TimeoutIsFenced``).
   * A ``read_committed`` fetch now and then leaves out a transaction still being committed and
-    returns the batches after it: readers wait at such a hole for ``hole_patience_s``
-    (``kafka_python/holes.py``).
+    returns the batches after it: readers wait at such a hole for ``hole_patience_s`` (``holes.py``;
+    each client adapter finds holes its own way: ``kafka_python/holes.py``, ``confluent/gaps.py``).
+  * A fetch waits out its whole wait even when a record arrives meanwhile (Kafka answers at once), so
+    for a reader that follows partitions the wait is each record's delay: ``follow_wait_ms`` is short
+    (``TANSU_FOLLOW_WAIT_MS``), and an idle follower asks the broker that often.
   * Consumer-group joins wait for the rebalance timeout: tests keep group timeouts short.
 
 Readers skip catch-up markers under every profile: a log written under ``tansu`` holds them.
@@ -46,6 +49,7 @@ from typing import Literal
 
 from ...domain.errors import WriterFenced
 from .client import (
+    FOLLOW_WAIT_MS,
     GroupReader,
     Incoming,
     KafkaClient,
@@ -60,6 +64,10 @@ Broker = Literal["kafka", "tansu"]
 MARKER = ("type", b"__marker__")
 HOLE_PATIENCE_S = 20.0
 """How long a reader on Tansu waits at a fetch hole before taking it as real and reading past it."""
+TANSU_FOLLOW_WAIT_MS = 20
+"""A following reader's fetch wait on Tansu, which waits it out even when a record arrives: each hop of a command
+(to the processor, its result back) waits up to this long (measured: a record's delay is about the fetch wait);
+an idle follower fetches 50 times a second (about 0.4 % of a core in the client with confluent-kafka)."""
 
 
 def is_marker(record: Incoming) -> bool:
@@ -85,6 +93,9 @@ class BrokerProfile(ABC):
     """Whether ``read_committed`` readers are shown the records of aborted transactions."""
     hole_patience_s: float | None
     """How long a reader waits at a hole in a fetch response before reading past it (None: holes are real)."""
+    follow_wait_ms: int
+    """How long a fetch of a reader that follows partitions waits on the broker (``client.FOLLOW_WAIT_MS`` where
+    the broker answers a waiting fetch as soon as a record arrives)."""
 
     def end_offsets(self, client: KafkaClient, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """Per partition, where a reader reading it to its end stops first (``read_to_end`` may read on): past every
@@ -115,6 +126,7 @@ class KafkaProfile(BrokerProfile):
     lists_stable_offsets = True
     shows_aborted_records = False
     hole_patience_s = None
+    follow_wait_ms = FOLLOW_WAIT_MS
 
     def read_to_end(
         self, client: KafkaClient, reader: Reader, topic: str, listed: Mapping[int, int]
@@ -128,12 +140,13 @@ class KafkaProfile(BrokerProfile):
 class TansuProfile(BrokerProfile):
     """Tansu 0.6 (see the module docstring): ListOffsets (the high watermark where it answers 0), and a marker where
     that may be low, at most once per partition per ``min_interval_s``; aborted records shown; a transaction call
-    that times out counts as fenced; holes waited at."""
+    that times out counts as fenced; holes waited at; short fetch waits for followers."""
 
     name: Broker = "tansu"
     lists_stable_offsets = False
     shows_aborted_records = True
     hole_patience_s = HOLE_PATIENCE_S
+    follow_wait_ms = TANSU_FOLLOW_WAIT_MS
 
     def __init__(self, min_interval_s: float = 1.0) -> None:
         self.min_interval_s = min_interval_s

@@ -23,7 +23,7 @@ from ..common.bounded import trim
 from ..common.partitioning import partition_for
 from .brokers import BrokerProfile, is_marker
 from .client import FOLLOW_WAIT_MS, Connect, Incoming, KafkaClient, Outgoing
-from .partitions import Topics, ensure_topics
+from .cluster import Cluster
 
 log = logging.getLogger(__name__)
 POLL_LIMIT = 2000
@@ -66,7 +66,7 @@ class ResultWatcher:
     was last sent (raw, decoded when asked for)."""
 
     def __init__(self, client: KafkaClient, broker: BrokerProfile, topic: str, partitions: int) -> None:
-        self._reader = client.reader(max_wait_ms=FOLLOW_WAIT_MS)
+        self._reader = client.reader(max_wait_ms=broker.follow_wait_ms)
         ends = broker.end_offsets(client, topic, range(partitions))
         self._reader.assign(topic, list(ends))
         for partition, end in ends.items():
@@ -143,25 +143,12 @@ class ResultWatcher:
 class KafkaCommandBus(CommandBus):
     """The submitting side of the Kafka bus."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        namespace: str,
-        codec: Codec,
-        partitions: int = 4,
-        client: KafkaClient | None = None,
-        processor_group: str | None = None,
-        *,
-        connect: Connect,
-    ) -> None:
-        self.namespace = namespace
-        self.topics = Topics.of(namespace)
-        self._codec = codec
-        self._group = processor_group or f"{namespace}.processor"
-        self._own_client = client is None
-        self._client = client or connect(bootstrap)
-        self._broker: BrokerProfile = connect.broker
-        self._partitions = ensure_topics(self._client, self.topics, partitions)
+    def __init__(self, bootstrap: str, namespace: str, codec: Codec, partitions: int = 4, *, connect: Connect) -> None:
+        self.namespace, self._codec = namespace, codec
+        self._group = f"{namespace}.processor"
+        self._cluster = Cluster(connect, bootstrap)
+        self._client, self._broker = self._cluster.client, self._cluster.broker
+        self.topics, self._partitions = self._cluster.topics(namespace, partitions)
         self._results = ResultWatcher(self._client, self._broker, self.topics.results, self._partitions)
 
     def send(self, commands: Sequence[Command]) -> None:
@@ -210,5 +197,4 @@ class KafkaCommandBus(CommandBus):
 
     def close(self) -> None:
         self._results.close()
-        if self._own_client:
-            self._client.close()
+        self._cluster.close()

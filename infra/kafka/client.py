@@ -1,12 +1,13 @@
 """The seam between the Kafka adapters and a Kafka client library: Kafka's contract, nothing else.
 
-``log``, ``bus``, ``stream`` and ``index/`` see only the abstract classes here; the implementation
-is ``kafka_python/`` (kafka-python); another library plugs in by implementing them and being
-returned by ``bootstrap.kafka_connect``. Every method states what Kafka does; where a broker
-departs from it, the broker profile (``brokers.py``, chosen by SYNC_KAFKA_BROKER) says so and
-holds the workaround. Implementations raise our errors: fencing as WriterFenced, timeouts and lost
-brokers as LogUnavailable (a transaction call that did not finish in time as TransactionTimedOut),
-anything else as LogError.
+``log``, ``bus``, ``stream`` and ``index/`` see only the abstract classes here; the implementations
+are ``confluent/`` (confluent-kafka, librdkafka) and ``kafka_python/`` (kafka-python), and
+``bootstrap.kafka_connect`` picks one (SYNC_KAFKA_CLIENT); another library plugs in the same way.
+Every method states what Kafka does; where a broker departs from it, the broker profile
+(``brokers.py``, chosen by SYNC_KAFKA_BROKER) says so and holds the workaround. Implementations
+raise our errors: fencing as WriterFenced, timeouts and lost brokers as LogUnavailable (a
+transaction call that did not finish in time as TransactionTimedOut), settings the library refuses
+(a bad CA file, a failed login) as ConfigurationError where it says so, anything else as LogError.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ...domain.errors import LogUnavailable
 
@@ -26,7 +27,8 @@ Header = tuple[str, bytes]
 Partitions = Callable[[frozenset[int]], None]
 FOLLOW_WAIT_MS = 500
 """How long a fetch of a reader that follows partitions (and seldom seeks) waits on the broker for a record:
-long, so an idle reader sleeps on its fetch; the broker answers at once when a record arrives."""
+long, so an idle reader sleeps on its fetch, where the broker answers at once when a record arrives (the
+broker profile's ``follow_wait_ms`` says what to use on a broker that does not)."""
 
 
 class TransactionTimedOut(LogUnavailable):
@@ -34,7 +36,7 @@ class TransactionTimedOut(LogUnavailable):
 
 
 class Connect(Protocol):
-    """How the Kafka adapters reach a cluster: a client library (``KafkaPythonClient``) and the broker's profile."""
+    """How the Kafka adapters reach a cluster: a client library's constructor and the broker's profile."""
 
     @property
     def broker(self) -> BrokerProfile:
@@ -42,6 +44,38 @@ class Connect(Protocol):
 
     def __call__(self, bootstrap: str) -> KafkaClient:
         """A new client of the cluster at ``bootstrap``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """How every producer, consumer and admin client of an adapter connects: the protocol, and the SASL login
+    and CA file where it uses them (SYNC_KAFKA_SECURITY_PROTOCOL, SYNC_KAFKA_SASL_*, SYNC_KAFKA_SSL_CAFILE)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    @property
+    def sasl(self) -> bool:
+        """Whether clients log in with SASL."""
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def ssl(self) -> bool:
+        """Whether connections are TLS."""
+        return self.protocol.endswith("SSL")
+
+    def config(self, names: Mapping[str, str]) -> dict[str, str | None]:
+        """The settings in use, under a library's names (``names``: each field's name there)."""
+        used: dict[str, str | None] = {"protocol": self.protocol}
+        if self.sasl:
+            used |= {"sasl_mechanism": self.sasl_mechanism, "sasl_username": self.sasl_username}
+            used["sasl_password"] = self.sasl_password
+        if self.ssl and self.ssl_cafile:
+            used["ssl_cafile"] = self.ssl_cafile
+        return {names[name]: value for name, value in used.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +233,21 @@ class KafkaClient(ABC):
     @abstractmethod
     def reader(self, max_fetch_bytes: int | None = None, max_wait_ms: int | None = None) -> Reader:
         """A new reader, for one thread: a fetch returns at most ``max_fetch_bytes`` per partition, and one with nothing
-        to return waits up to ``max_wait_ms`` on the broker (short by default: a seek waits for a fetch in flight)."""
+        to return waits up to ``max_wait_ms`` on the broker (short by default: a seek waits for a fetch in flight). A
+        reader given ``max_wait_ms`` follows its partitions; one without reads them to an end, and may stop fetching
+        there until it is polled again."""
 
     @abstractmethod
     def group_reader(
-        self, topic: str, group: str, on_assigned: Partitions, on_revoked: Partitions, timeouts: GroupTimeouts
+        self,
+        topic: str,
+        group: str,
+        on_assigned: Partitions,
+        on_revoked: Partitions,
+        timeouts: GroupTimeouts,
+        max_wait_ms: int = FOLLOW_WAIT_MS,
     ) -> GroupReader:
-        """A new member of ``group`` subscribed to ``topic``, for one thread; its fetches wait FOLLOW_WAIT_MS."""
+        """A new member of ``group`` subscribed to ``topic``, for one thread; its fetches wait up to ``max_wait_ms``."""
 
     @abstractmethod
     def writer(self, transactional_id: str) -> TransactionalWriter:

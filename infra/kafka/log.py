@@ -25,11 +25,12 @@ from ...domain.records import NewEvent, Position, StoredEvent
 from ..avro.codec import encode_envelope, record_headers
 from ..common.partitioning import partition_for
 from .client import Connect, KafkaClient, Outgoing, TransactionalWriter
+from .cluster import Cluster
 from .index.checkpoints import Checkpointer
 from .index.indexed import IndexedPartitions
 from .index.saved import SavedEvents
 from .index.store import IndexStore
-from .partitions import Topics, ensure_topics, now_ms, parallel
+from .partitions import now_ms, parallel
 from .tail import IdleReaders
 
 COMMIT_TIMEOUT_S = 10.0
@@ -53,13 +54,10 @@ class KafkaEventLog(EventLog):
         *,
         connect: Connect,
     ) -> None:
-        self.namespace = namespace
-        self.codec = codec
-        self.topics = Topics.of(namespace)
-        self._own_client = client is None
-        self._client = client or connect(bootstrap)
-        self._broker = connect.broker
-        self._partitions = ensure_topics(self._client, self.topics, partitions)
+        self.namespace, self.codec = namespace, codec
+        self._cluster = Cluster(connect, bootstrap, client)
+        self._client, self._broker = self._cluster.client, self._cluster.broker
+        self.topics, self._partitions = self._cluster.topics(namespace, partitions)
         self._store = index_store
         self._index = self._indexed(checkpoint_every)
         self._checkpointer = Checkpointer(self._index, lambda: self._indexed(0))
@@ -227,8 +225,7 @@ class KafkaEventLog(EventLog):
         if self._store is not None:
             self._store.close()
         with self.lock:
-            if self._own_client:
-                self._client.close()
+            self._cluster.close()
 
     def _claim_lazily(self, placed: Collection[int]) -> None:
         lost = sorted(p for p in placed if p in self._explicit and p not in self._writers)

@@ -18,6 +18,7 @@ from ...domain.errors import ConcurrencyConflict, LogError, WriterFenced
 from ...domain.records import NewEvent, Position, StoredEvent
 from .bus import JOIN_TIMEOUT_S, POLL_LIMIT, dead_letter_record, result_record
 from .client import Connect, GroupTimeouts, KafkaClient, TransactionalWriter
+from .cluster import Cluster
 from .log import COMMIT_TIMEOUT_S, KafkaEventLog
 from .partitions import now_ms
 
@@ -58,11 +59,11 @@ class KafkaCommandStream(CommandStream):
         self._next: dict[int, int] = {}
         self._joined = False
         self._pool: ThreadPoolExecutor | None = None
-        self._own_client = client is None
-        self._client = client or connect(bootstrap)
+        self._cluster = Cluster(connect, bootstrap, client)
         timeouts = GroupTimeouts(session_timeout_ms, heartbeat_interval_ms, max_poll_interval_ms)
-        self._reader = self._client.group_reader(
-            self._topics.commands, self.group, self._assigned, self._revoked, timeouts
+        wait = self._cluster.broker.follow_wait_ms
+        self._reader = self._cluster.client.group_reader(
+            self._topics.commands, self.group, self._assigned, self._revoked, timeouts, wait
         )
 
     def on_reassign(self, callback: Callable[[frozenset[int]], None]) -> None:
@@ -153,8 +154,7 @@ class KafkaCommandStream(CommandStream):
         for partition in owned:
             self._log.release(partition)
         self._claimed.clear()
-        if self._own_client:
-            self._client.close()
+        self._cluster.close()
 
     def _transact(self, outcome: PartitionOutcome, events: list[NewEvent], writer: TransactionalWriter) -> Transacted:
         """One transaction: events (waiting for their offsets), results, dead letters, input offset."""

@@ -4,8 +4,10 @@ For each log (Kafka on Tansu or SYNC_KAFKA_BOOTSTRAP; the embedded PostgreSQL lo
 starts a processor process (``syncbackbone serve``), then measures from this process:
 - throughput: N PutDocument commands sent in chunks, until every result is back;
 - latency: submit-to-result p50/p95/p99 at a paced 1,000 commands/s;
-- the raw baseline in the same run: kafka-python's producer rate on the same broker,
+- the raw baseline in the same run: the client library's own producer rate on the same broker,
   or psycopg's multi-row INSERT rate on the same server; and the ratio.
+On Kafka it runs once per installed client library (confluent-kafka, kafka-python), each against
+its own raw baseline; on a Tansu it starts itself, with the ``tansu`` broker profile.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 from ...commands.models import PutDocument
 from ...domain.errors import ResultTimeout
-from ..bootstrap import Backbone, bootstrap, resolve_pg_dsn
+from ..bootstrap import Backbone, bootstrap, kafka_client_library, resolve_pg_dsn
 from ..common.progress import Progress
-from ..kafka.kafka_python.baseline import raw_produce_rate
 from ..postgres.database import drop_namespace
 from ..runtime.processes import Tansu
 from ..settings import Settings, load_settings
@@ -55,13 +57,25 @@ def run_bench(count: int, only: str | None) -> int:
     if only in (None, "embedded"):
         figures.append(bench_log(load_settings(kafka_bootstrap=None, namespace=bench_ns()), count))
     if only in (None, "kafka"):
+        broker = load_settings().kafka_broker if os.environ.get("SYNC_KAFKA_BOOTSTRAP") else "tansu"
         with kafka_bootstrap() as bootstrap_servers:
-            settings = load_settings(kafka_bootstrap=bootstrap_servers, namespace=bench_ns())
-            figures.append(bench_log(settings, count))
+            for library in kafka_libraries():
+                settings = load_settings(
+                    kafka_bootstrap=bootstrap_servers, namespace=bench_ns(), kafka_client=library, kafka_broker=broker
+                )
+                figures.append(bench_log(settings, count))
     print()
     for f in figures:
         print("\n".join(f.lines()))
     return 0
+
+
+def kafka_libraries() -> list[str]:
+    """The Kafka client libraries to measure: SYNC_KAFKA_CLIENT if set, else each one installed."""
+    chosen = load_settings().kafka_client
+    if chosen:
+        return [chosen]
+    return ["confluent", "kafka-python"] if find_spec("confluent_kafka") else ["kafka-python"]
 
 
 def bench_ns() -> str:
@@ -83,7 +97,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 def bench_log(settings: Settings, count: int) -> Figures:
-    name = "kafka log (Tansu)" if settings.kafka_bootstrap else "embedded log (PostgreSQL)"
+    kafka = f"kafka log ({settings.kafka_broker} profile, {kafka_client_library(settings)})"
+    name = kafka if settings.kafka_bootstrap else "embedded log (PostgreSQL)"
     print(f"== {name}, namespace {settings.namespace}", file=sys.stderr)
     backbone, pg_dsn = bootstrap(settings), resolve_pg_dsn(settings)
     try:
@@ -102,7 +117,8 @@ def bench_log(settings: Settings, count: int) -> Figures:
 def processor_process(settings: Settings, pg_dsn: str) -> Iterator[None]:
     env = dict(os.environ, SYNC_NAMESPACE=settings.namespace, SYNC_PARTITIONS=str(settings.partitions))
     if settings.kafka_bootstrap:
-        env["SYNC_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+        env |= {"SYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "SYNC_KAFKA_BROKER": settings.kafka_broker}
+        env["SYNC_KAFKA_CLIENT"] = kafka_client_library(settings)
     else:
         env.pop("SYNC_KAFKA_BOOTSTRAP", None)
         env["SYNC_PG_DSN"] = pg_dsn
@@ -202,7 +218,13 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def raw_baseline(settings: Settings, backbone: Backbone, count: int) -> tuple[str, float]:
+    if settings.kafka_bootstrap and kafka_client_library(settings) == "confluent":
+        from ..kafka.confluent.baseline import raw_produce_rate as confluent_rate
+
+        return "confluent-kafka producer, 200-byte records", confluent_rate(settings.kafka_bootstrap, count)
     if settings.kafka_bootstrap:
+        from ..kafka.kafka_python.baseline import raw_produce_rate
+
         return "kafka-python producer, 200-byte records", raw_produce_rate(settings.kafka_bootstrap, count)
     return "psycopg multi-row INSERT, 200-byte rows", raw_pg_rate(backbone.pg_dsn, settings.namespace, count)
 

@@ -26,11 +26,12 @@ from ..client import (
     Outgoing,
     Partitions,
     Reader,
+    Security,
     TransactionalWriter,
 )
 from .errors import translated
 from .holes import fill_holes
-from .writer import CONNECT, TIMEOUT_MS, WRITE, KafkaPythonWriter, offsets_of, sent
+from .writer import CONNECT, TIMEOUT_MS, WRITE, KafkaPythonWriter, connection_config, offsets_of, sent
 
 READ = {"enable_auto_commit": False, "isolation_level": "read_committed", "auto_offset_reset": "earliest"}
 FETCH = {
@@ -130,11 +131,13 @@ class KafkaPythonGroupReader(KafkaPythonReader, GroupReader):
 
 class KafkaPythonClient(KafkaClient):
     """KafkaClient on kafka-python 3.x: one shared admin client, idempotent producer and ListOffsets consumers, made on
-    first use. With ``hole_patience_s`` its readers wait that long at a hole in a fetch response (``holes.py``)."""
+    first use. With ``hole_patience_s`` its readers wait that long at a hole in a fetch response (``holes.py``). Every
+    client it makes connects with ``connection`` (the address and ``security``)."""
 
-    def __init__(self, bootstrap: str, hole_patience_s: float | None = None) -> None:
+    def __init__(self, bootstrap: str, hole_patience_s: float | None = None, security: Security | None = None) -> None:
         self.bootstrap = bootstrap
         self.hole_patience_s = hole_patience_s
+        self.connection = connection_config(bootstrap, security or Security())
         self._lock = threading.Lock()
         self._offsets_lock = threading.Lock()
         self._admin_client: QuirkTolerantAdmin | None = None
@@ -143,7 +146,7 @@ class KafkaPythonClient(KafkaClient):
 
     def _admin(self) -> QuirkTolerantAdmin:
         with self._lock, translated(f"connecting to Kafka at {self.bootstrap}"):
-            self._admin_client = self._admin_client or QuirkTolerantAdmin(bootstrap_servers=self.bootstrap, **CONNECT)
+            self._admin_client = self._admin_client or QuirkTolerantAdmin(**self.connection, **CONNECT)
             return self._admin_client
 
     def ensure_topics(self, topics: Mapping[str, Mapping[str, str]], partitions: int) -> dict[str, int]:
@@ -166,7 +169,7 @@ class KafkaPythonClient(KafkaClient):
 
     def produce(self, records: Sequence[Outgoing]) -> list[int]:
         with self._lock, translated(f"connecting to Kafka at {self.bootstrap}"):
-            self._producer = self._producer or KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=2, **WRITE)
+            self._producer = self._producer or KafkaProducer(**self.connection, linger_ms=2, **WRITE)
         with translated("producing"):
             futures = sent(self._producer, records)
             self._producer.flush(TIMEOUT_MS / 1000)
@@ -184,13 +187,13 @@ class KafkaPythonClient(KafkaClient):
             consumer = self._offsets.get(isolation)
             if consumer is None:
                 config = {**CONSUME, "isolation_level": isolation}
-                consumer = self._offsets[isolation] = KafkaConsumer(bootstrap_servers=self.bootstrap, **config)
+                consumer = self._offsets[isolation] = KafkaConsumer(**self.connection, **config)
             found = consumer.end_offsets([TopicPartition(topic, p) for p in partitions], TIMEOUT_MS)
         return {tp.partition: int(offset) for tp, offset in found.items()}
 
     def _consumer(self, **config: Any) -> KafkaConsumer:
         with translated(f"connecting to Kafka at {self.bootstrap}"):
-            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, **{**CONSUME, **config})
+            consumer = KafkaConsumer(**self.connection, **{**CONSUME, **config})
         return consumer if self.hole_patience_s is None else fill_holes(consumer, self.hole_patience_s)
 
     def reader(self, max_fetch_bytes: int | None = None, max_wait_ms: int | None = None) -> Reader:
@@ -199,17 +202,22 @@ class KafkaPythonClient(KafkaClient):
         return KafkaPythonReader(self._consumer(max_poll_records=5000, **sized, **waits))
 
     def group_reader(
-        self, topic: str, group: str, on_assigned: Partitions, on_revoked: Partitions, timeouts: GroupTimeouts
+        self,
+        topic: str,
+        group: str,
+        on_assigned: Partitions,
+        on_revoked: Partitions,
+        timeouts: GroupTimeouts,
+        max_wait_ms: int = FOLLOW_WAIT_MS,
     ) -> GroupReader:
-        member = self._consumer(
-            group_id=group, max_poll_records=2000, fetch_max_wait_ms=FOLLOW_WAIT_MS, **asdict(timeouts)
-        )
+        waits = {"fetch_max_wait_ms": max_wait_ms, **asdict(timeouts)}
+        member = self._consumer(group_id=group, max_poll_records=2000, **waits)
         with translated(f"subscribing to {topic}"):
             member.subscribe([topic], listener=Listener(on_assigned, on_revoked))
         return KafkaPythonGroupReader(member, topic)
 
     def writer(self, transactional_id: str) -> TransactionalWriter:
-        return KafkaPythonWriter(self.bootstrap, transactional_id)
+        return KafkaPythonWriter(self.connection, transactional_id)
 
     def close(self) -> None:
         with self._lock:

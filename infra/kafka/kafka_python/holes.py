@@ -9,39 +9,19 @@ position past the hole, and that reader never sees the transaction; a fresh read
 Our topics are never compacted, so batches follow each other without a hole; a response with a hole
 is that quirk. ``fill_holes`` makes a consumer cut such a response at the hole, so the partition is
 fetched again from there until the broker fills it, which is how Kafka would hold the reader. A hole
-still there after the profile's ``hole_patience_s`` is taken as real and read past, with a warning.
+still there after the profile's ``hole_patience_s`` is taken as real and read past, with a warning
+(``../holes.py``, the rule every client adapter shares).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-log = logging.getLogger(__name__)
+from ..holes import Holes
 
-
-class Holes:
-    """Per consumer, the hole each partition is waiting on, and since when."""
-
-    def __init__(self, patience_s: float) -> None:
-        self.patience_s = patience_s
-        self._waiting: dict[TopicPartition, tuple[int, float]] = {}
-
-    def read_past(self, tp: TopicPartition, start: int, end: int) -> bool:
-        """Whether to read past the missing offsets ``start`` to ``end - 1`` now (else fetch them again)."""
-        now = time.monotonic()
-        at, since = self._waiting.get(tp, (start, now))
-        if at != start:
-            since = now
-        if now - since < self.patience_s:
-            self._waiting[tp] = (start, since)
-            return False
-        self._waiting.pop(tp, None)
-        log.warning("%s-%s: offsets %s to %s never came in %.0f s: reading past them", *tp, start, end - 1, now - since)
-        return True
+__all__ = ["Holes", "UpToHole", "fill_holes"]
 
 
 class UpToHole:

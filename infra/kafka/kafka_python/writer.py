@@ -16,12 +16,21 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from ....domain.errors import LogUnavailable
-from ..client import GroupReader, Header, Outgoing, TransactionalWriter, TransactionTimedOut
+from ..client import GroupReader, Header, Outgoing, Security, TransactionalWriter, TransactionTimedOut
 from .errors import translated
 
 TIMEOUT_MS = 10_000
 CONNECT = {"request_timeout_ms": TIMEOUT_MS, "bootstrap_timeout_ms": TIMEOUT_MS}
 WRITE = {"enable_idempotence": True, "acks": "all", "batch_size": 1 << 20, "max_block_ms": TIMEOUT_MS, **CONNECT}
+
+
+SECURITY = {"protocol": "security_protocol", "sasl_mechanism": "sasl_mechanism", "ssl_cafile": "ssl_cafile"}
+SECURITY |= {"sasl_username": "sasl_plain_username", "sasl_password": "sasl_plain_password"}
+
+
+def connection_config(bootstrap: str, security: Security) -> dict[str, Any]:
+    """What every kafka-python client of the cluster at ``bootstrap`` is made with: the address and ``security``."""
+    return {"bootstrap_servers": bootstrap, **security.config(SECURITY)}
 
 
 def sent(producer: KafkaProducer, records: Sequence[Outgoing]) -> list[Any]:
@@ -60,10 +69,10 @@ def bounded_wait(producer: KafkaProducer, begin: Callable[[], Any], what: str, t
 class KafkaPythonWriter(TransactionalWriter):
     """TransactionalWriter on a transactional kafka-python producer."""
 
-    def __init__(self, bootstrap: str, transactional_id: str) -> None:
+    def __init__(self, connection: Mapping[str, Any], transactional_id: str) -> None:
         self.transactional_id = transactional_id
         with translated(f"connecting writer {transactional_id}"):
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id, **WRITE)
+            self._producer = KafkaProducer(**connection, transactional_id=transactional_id, **WRITE)
         self._later: list[Any] = []
 
     def init(self) -> None:
