@@ -71,11 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_bench_command(sub: Any) -> None:
     bench = sub.add_parser("bench", help="measure throughput and latency against raw baselines")
-    bench.add_argument("what", choices=["commands", "projections", "recovery", "sync"])
+    bench.add_argument("what", choices=["commands", "projections", "recovery", "sync", "idle"])
     bench.add_argument("--count", type=int, default=20000, help="commands per run")
     bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
     bench.add_argument("--events", type=int, default=100_000, help="history length (recovery)")
     bench.add_argument("--changes", type=int, default=10_000, help="changes to pull (sync)")
+    bench.add_argument("--seconds", type=float, default=60.0, help="how long the processes are watched idling (idle)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,6 +151,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         from ..tools.sync_bench import run_sync_bench
 
         return run_sync_bench(args.changes, args.only)
+    if args.what == "idle":
+        from ..tools.idle_bench import run_idle_bench
+
+        return run_idle_bench(args.seconds, args.only)
     if args.what == "recovery":
         from ..tools.recovery_bench import run_recovery_bench
 

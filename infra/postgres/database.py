@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -38,6 +38,7 @@ from psycopg_pool import ConnectionPool
 from ...domain.errors import ConcurrencyConflict, InvalidInput, LogError, LogUnavailable, SyncBackboneError
 
 Conn = psycopg.Connection[Any]
+Cursor = psycopg.Cursor[Any]
 
 CONNECT_TIMEOUT_S = 10
 """How long a caller waits for a connection (a new one, or one of the pool) before LogUnavailable."""
@@ -182,6 +183,33 @@ class Database:
             self._failed_at = time.monotonic()
             raise
         self._dsn, self._setup = dsn, None
+
+
+SMALL_WRITE = 64
+"""Up to this many rows, a transaction may run as one pipeline (``pipelined``): its rows go as INSERTs sent with
+the rest of the pipeline, with no round trip of their own; more go by COPY, which costs a few round trips but
+about a tenth of the client's CPU per row."""
+
+
+def pipelined(conn: Conn, rows: int) -> AbstractContextManager[Any]:
+    """A pipeline on ``conn`` for a transaction writing at most ``SMALL_WRITE`` rows (else nothing): its
+    statements go out together, and a reader of a result waits for everything sent before it."""
+    return conn.pipeline() if rows <= SMALL_WRITE else nullcontext()
+
+
+def write_rows(conn: Conn, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` into ``table`` (``columns``: their names, comma-separated): in a pipeline, INSERTs that go
+    out with the rest of it; otherwise one COPY."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        if conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+            values = ", ".join(["%s"] * len(rows[0]))
+            cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({values})".encode(), rows)
+            return
+        with cur.copy(f"COPY {table} ({columns}) FROM STDIN".encode()) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def drop_namespace(dsn: str, namespace: str) -> None:

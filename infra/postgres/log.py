@@ -21,7 +21,7 @@ from ...commands.versions import check_next_versions
 from ...domain.errors import WriterFenced
 from ...domain.records import EventMeta, NewEvent, Position, StoredEvent
 from ..common.partitioning import partition_for
-from .database import Conn, Database
+from .database import Conn, Cursor, Database, pipelined, write_rows
 from .tables import ensure_log, schema_name
 
 META_COLUMNS = tuple(f.name for f in fields(EventMeta))
@@ -58,22 +58,35 @@ def append_events(
     epochs: Mapping[int, int],
     fence: Collection[int] = (),
 ) -> Appended:
-    """Append ``events`` inside the caller's open transaction on ``conn``, all or none.
+    """Append ``events`` inside the caller's open transaction on ``conn``, all or none (on an error the
+    caller's transaction must roll back: it may hold reserved notification ids).
 
     Raise WriterFenced if a partition written (or listed in ``fence``) is in ``epochs`` but
     was claimed by someone else since, and ConcurrencyConflict if a version is not its
-    aggregate's next one.
+    aggregate's next one. The partition locks, the current versions and the notification ids
+    are asked for in one round trip (a pipeline); the events go in with one COPY, or with the rest of
+    the caller's pipeline (``pipelined``, for a few events).
     """
     s = schema_name(namespace)
     placed = [partition_for(e.aggregate_id, partitions) for e in events]
-    next_offsets = lock_partitions(conn, s, sorted(set(placed) | set(fence)), epochs)
+    locked = sorted(set(placed) | set(fence))
+    with conn.pipeline():
+        locks = conn.execute(
+            f"SELECT partition, next_offset, epoch FROM {s}.partitions WHERE partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE".encode(),
+            [locked],
+        )
+        if events:
+            versions = current_versions(conn, s, {e.aggregate_id for e in events})
+            head = reserve_notification_ids(conn, s, len(events))
+    next_offsets = checked_offsets(locks.fetchall(), locked, epochs)
     if not events:
         return Appended([], 0)
-    current = current_versions(conn, s, {e.aggregate_id for e in events})
+    current = {str(a): int(v) for a, v in versions.fetchall() if v is not None}
     check_next_versions(events, lambda aggregate_id: current.get(aggregate_id, 0))
-    first_id = reserve_notification_ids(conn, s, len(events))
+    first_id = first_reserved(head)
     stored = place(events, placed, next_offsets)
-    copy_events(conn, s, stored, first_id)
+    write_events(conn, s, stored, first_id)
     conn.execute(
         f"UPDATE {s}.partitions p SET next_offset = n.o FROM unnest(%s::int[], %s::bigint[]) AS n(p, o)"
         " WHERE p.partition = n.p".encode(),
@@ -92,13 +105,9 @@ def place(events: Sequence[NewEvent], placed: Sequence[int], next_offsets: dict[
     return stored
 
 
-def lock_partitions(conn: Conn, s: str, partitions: list[int], epochs: Mapping[int, int]) -> dict[int, int]:
-    """Lock the partition rows in partition order; check our epochs; return their next offsets."""
-    rows = conn.execute(
-        f"SELECT partition, next_offset, epoch FROM {s}.partitions WHERE partition = ANY(%s)"
-        " ORDER BY partition FOR UPDATE".encode(),
-        [partitions],
-    ).fetchall()
+def checked_offsets(rows: Sequence[Any], partitions: list[int], epochs: Mapping[int, int]) -> dict[int, int]:
+    """The next offsets of the locked partition ``rows`` (partition, next_offset, epoch), after checking
+    that each one is still ours by ``epochs`` (WriterFenced) and that every one of ``partitions`` exists."""
     for partition, _, epoch in rows:
         if partition in epochs and epochs[partition] != epoch:
             raise WriterFenced(
@@ -111,45 +120,49 @@ def lock_partitions(conn: Conn, s: str, partitions: list[int], epochs: Mapping[i
     return found
 
 
-def current_versions(conn: Conn, s: str, aggregate_ids: Collection[str]) -> dict[str, int]:
-    """The latest version of each aggregate that has events."""
-    rows = conn.execute(
+def current_versions(conn: Conn, s: str, aggregate_ids: Collection[str]) -> Cursor:
+    """Ask for the latest version of each aggregate (rows: aggregate id, version or NULL)."""
+    return conn.execute(
         f"SELECT a.id, (SELECT max(version) FROM {s}.events WHERE aggregate_id = a.id)"
         " FROM unnest(%s::text[]) AS a(id)".encode(),
         [list(aggregate_ids)],
-    ).fetchall()
-    return {str(a): int(v) for a, v in rows if v is not None}
+    )
 
 
-def reserve_notification_ids(conn: Conn, s: str, count: int) -> int:
-    """Take ``count`` ids of the total order; the head row stays locked until commit."""
-    row = conn.execute(
+def reserve_notification_ids(conn: Conn, s: str, count: int) -> Cursor:
+    """Take ``count`` ids of the total order (the head row stays locked until commit); ``first_reserved``
+    reads the first one."""
+    return conn.execute(
         f"UPDATE {s}.log_head SET next_notification_id = next_notification_id + %s"
         " RETURNING next_notification_id - %s".encode(),
         [count, count],
-    ).fetchone()
+    )
+
+
+def first_reserved(head: Cursor) -> int:
+    """The first of the notification ids ``reserve_notification_ids`` took."""
+    row = head.fetchone()
     assert row is not None, "log_head row is missing"
     return int(row[0])
 
 
-def copy_events(conn: Conn, s: str, stored: Sequence[StoredEvent], first_id: int) -> None:
-    """Write the events with one COPY (the hot path)."""
-    with conn.cursor() as cur, cur.copy(f"COPY {s}.events ({INSERT_COLUMNS}) FROM STDIN".encode()) as copy:
-        for i, se in enumerate(stored):
-            e = se.event
-            copy.write_row(
-                (
-                    se.position.partition,
-                    se.position.offset,
-                    first_id + i,
-                    e.aggregate_id,
-                    e.version,
-                    e.type,
-                    e.payload,
-                    *[getattr(e.meta, name) for name in META_COLUMNS],
-                    se.recorded_at_ms,
-                )
-            )
+def write_events(conn: Conn, s: str, stored: Sequence[StoredEvent], first_id: int) -> None:
+    """Write the events (the hot path: one COPY, or one INSERT of arrays in a pipeline)."""
+    rows = [
+        (
+            se.position.partition,
+            se.position.offset,
+            first_id + i,
+            se.event.aggregate_id,
+            se.event.version,
+            se.event.type,
+            se.event.payload,
+            *[getattr(se.event.meta, name) for name in META_COLUMNS],
+            se.recorded_at_ms,
+        )
+        for i, se in enumerate(stored)
+    ]
+    write_rows(conn, f"{s}.events", INSERT_COLUMNS, rows)
 
 
 class PostgresEventLog(EventLog):
@@ -185,7 +198,7 @@ class PostgresEventLog(EventLog):
         """Append like ``append`` and also return the notification ids (the total order)."""
         if not events:
             return Appended([], 0)
-        with self.database.connection() as conn, conn.transaction():
+        with self.database.connection() as conn, pipelined(conn, len(events)), conn.transaction():
             return append_events(conn, self.namespace, self._partitions, events, self.claimed_epochs)
 
     def read_aggregate(
