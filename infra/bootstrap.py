@@ -29,6 +29,7 @@ from .common.secret_file import read_or_create
 from .kafka.brokers import Connector, broker_profile
 from .kafka.client import Connect, Security
 from .postgres.database import Database
+from .postgres.notifications import PostgresNotices
 from .postgres.read_models.claims import AdvisoryLockClaims
 from .postgres.read_models.queries import ReadModels
 from .postgres.read_models.store import PostgresReadModelStore
@@ -157,7 +158,9 @@ class Adapters(Wiring):
             return AdvisoryLockClaims(database, namespace, projection, member=member)
 
         feed = LogFeed(backbone.log, backbone.codec)
-        return ReadSide(namespace, feed, registry, stores, ReadModels(database, namespace), claims, database.close)
+        notices = PostgresNotices(dsn, namespace, registry.names())
+        queries = ReadModels(database, namespace)
+        return ReadSide(namespace, feed, registry, stores, queries, claims, database.close, notices)
 
 
 def bootstrap(settings: Settings | None = None) -> Backbone:

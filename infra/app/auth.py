@@ -22,11 +22,14 @@ import jwt
 
 from ...domain.errors import Forbidden, Unauthenticated
 from ...domain.names import NAME, TENANT
+from ..common.bounded import trim
 
 Action = Literal["read", "write", "admin"]
 ACTIONS: tuple[Action, ...] = ("read", "write", "admin")
 ASYMMETRIC = ["RS256", "ES256", "EdDSA"]
 LEEWAY_S = 30
+VERIFIED_KEPT = 10_000
+"""Tokens whose verification is remembered until they expire (a client reconnecting is not verified again)."""
 _NAME, _TENANT = re.compile(NAME), re.compile(TENANT)
 _SCOPE = re.compile(r"^(read|write|admin)(:[A-Za-z0-9_.:@-]{1,200})?$")
 
@@ -79,9 +82,13 @@ class TokenVerifier:
             raise ValueError("a TokenVerifier needs exactly one of secret and jwks")
         self.audience, self._secret = audience, secret
         self._jwks = jwt.PyJWKSet.from_dict(jwks) if jwks is not None else None
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
         """The principal the token names, or Unauthenticated saying (without secrets) what is wrong."""
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
         try:
             key, algorithms = self._key_for(token)
             claims = jwt.decode(
@@ -94,7 +101,10 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as e:
             raise Unauthenticated(f"invalid token: {e}") from None
-        return principal_of(claims)
+        principal = principal_of(claims)
+        self._verified[token] = principal, float(claims["exp"]) + LEEWAY_S
+        trim(self._verified, VERIFIED_KEPT)
+        return principal
 
     def _key_for(self, token: str) -> tuple[Any, list[str]]:
         if self._secret is not None:

@@ -69,13 +69,13 @@ class StreamSlots:
             if self._open.get(key, 0) >= self.limit:
                 raise RateLimited(f"at most {self.limit} open streams per caller", retry_after_s=1.0)
             self._open[key] = self._open.get(key, 0) + 1
-        released = threading.Event()
+        held = [True]  # a flag, not a threading.Event: thousands of waiting clients acquire and release
 
         def release() -> None:
-            if released.is_set():
-                return
-            released.set()
             with self._lock:
+                if not held[0]:
+                    return
+                held[0] = False
                 self._open[key] -= 1
                 if not self._open[key]:
                     del self._open[key]

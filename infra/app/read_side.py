@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from ...domain.records import Position
 from ...projections.errors import NotFound
 from ...projections.maintenance import ProgressFactory, rebuild, verify
+from ...projections.notices import NoticeSource
 from ...projections.ports import EventFeed, PartitionClaims, ReadModelStore
 from ...projections.projection import Registry
 from ...projections.queries import ReadModelQueries
@@ -44,10 +45,13 @@ class ReadSide:
         queries: ReadModelQueries,
         claims: Claims,
         close: Callable[[], None] = lambda: None,
+        notices: NoticeSource | None = None,
     ) -> None:
         self.namespace, self.feed, self.registry = namespace, feed, registry
         self.stores, self.queries = dict(stores), queries
         self._claims, self._close = claims, close
+        self.notices = notices
+        """The stores' commit notices, for a gateway's waits (None: waits end at their timeouts)."""
         for store in self.stores.values():
             store.install(feed.partitions)
 

@@ -17,6 +17,8 @@ Pull: the ``changes`` read model of each subscribed collection after an opaque c
 in), a page at a time. A rebuild of ``changes`` numbers the positions afresh, so a cursor of
 an older build starts over from the first change, and the page says ``"reset": true``;
 clients apply a change only if it is newer than their copy, so starting over is safe.
+Waiting for a page (long-poll, stream) is ``live.py``'s: on the event loop, woken by the
+read models' commit notices, never by reading again and again.
 """
 
 from __future__ import annotations
@@ -36,10 +38,9 @@ from ...domain.hlc import HybridClock
 from ...domain.limits import Limits, check_change
 from ...domain.names import NAME, checked_name, qualified, unqualified
 from ...projections.queries import ReadModelQueries, checked_limit
-from ..common.backoff import poll
 from .auth import ANONYMOUS_ADMIN, ID_PREFIX_LENGTH, Principal
 from .backbone import Backbone
-from .cursors import decode_cursor, encode_cursor
+from .cursors import Cursor, decode_cursor, encode_cursor
 from .push_results import LatestStates, Pushed, answered, refused, with_states
 
 MAX_WAIT_S = 60.0
@@ -181,11 +182,7 @@ class SyncService:
         self, cursor: str | None, collections: Sequence[str], limit: int = 500, tenant: str = ""
     ) -> dict[str, Any]:
         """The next page of changes of ``tenant``'s ``collections`` after ``cursor``, and the cursor after it."""
-        given = decode_cursor(cursor)
-        mine = {c for c in given.positions if qualified(tenant, unqualified(c)) == c}  # another tenant's: ignored
-        subscribed = sorted({qualified(tenant, checked_name(c, "collection")) for c in collections} or mine)
-        if not subscribed:
-            raise InvalidInput("subscribe to at least one collection: collections=a,b")
+        given, subscribed = subscription(cursor, collections, tenant)
         checked_limit(limit)
         while True:  # read the page within one build of the read model (a rebuild may swap one in meanwhile)
             generation = self.queries.generation("changes")
@@ -211,18 +208,16 @@ class SyncService:
             more = more or len(rows) == room
         return changes, more
 
-    def wait_pull(
-        self, cursor: str | None, collections: Sequence[str], limit: int = 500, wait_s: float = 0.0, tenant: str = ""
-    ) -> dict[str, Any]:
-        """``pull``, but waiting up to ``wait_s`` for a change when there is none yet (long-poll)."""
-        last: dict[str, Any] = {}
 
-        def changed() -> bool:
-            last.update(self.pull(cursor, collections, limit, tenant))
-            return bool(last["changes"] or last["reset"])
-
-        poll(changed, min(wait_s, MAX_WAIT_S), first=0.02, cap=0.5)
-        return last
+def subscription(cursor: str | None, collections: Sequence[str], tenant: str = "") -> tuple[Cursor, list[str]]:
+    """The decoded ``cursor`` and the feeds a pull of ``tenant`` reads, tenant-qualified: ``collections``, else
+    the cursor's own (another tenant's positions are ignored); InvalidInput if none or malformed."""
+    given = decode_cursor(cursor)
+    mine = {c for c in given.positions if qualified(tenant, unqualified(c)) == c}
+    subscribed = sorted({qualified(tenant, checked_name(c, "collection")) for c in collections} or mine)
+    if not subscribed:
+        raise InvalidInput("subscribe to at least one collection: collections=a,b")
+    return given, subscribed
 
 
 def shown_id(pushed: Pushed, who: Principal) -> dict[str, Any]:

@@ -76,6 +76,10 @@ def add_bench_command(sub: Any) -> None:
     bench.add_argument("--only", choices=["kafka", "embedded"], default=None)
     bench.add_argument("--events", type=int, default=100_000, help="history length (recovery)")
     bench.add_argument("--changes", type=int, default=10_000, help="changes to pull (sync)")
+    bench.add_argument(
+        "--subscribers", type=int, default=0, help="sync: N idle long-polls on one gateway while changes fan out"
+    )
+    bench.add_argument("--streams", type=int, default=None, help="sync --subscribers: M SSE streams too (N/10)")
     bench.add_argument("--seconds", type=float, default=60.0, help="how long the processes are watched idling (idle)")
 
 
@@ -148,6 +152,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         return run_projection_bench(args.count)
     if args.what == "sync":
+        if args.subscribers > 0:
+            from ..tools.subscribers_bench import run_subscribers_bench
+
+            return run_subscribers_bench(args.subscribers, args.streams, args.only)
         from ..tools.sync_bench import run_sync_bench
 
         return run_sync_bench(args.changes, args.only)

@@ -3,20 +3,27 @@
 Every route but ``GET /health`` needs a bearer token (``edge.py``); each route checks the
 principal's scope, and every collection and aggregate is the principal's tenant's
 (``tenant~collection`` in the log and the read models). Errors are ``errors.py``'s shape.
-``serve_http`` runs the gateway with the command processor and the projection runners.
+Waits (long-polls, streams, read-your-writes) are ``async`` and woken by the read models'
+notices, which the app listens to while it runs (its lifespan); other routes run on worker
+threads. ``serve_http`` runs the gateway (``server.py``) with the command processor and the
+projection runners.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ...commands.models import MAX_VERSION, parse_command
@@ -25,14 +32,18 @@ from ...domain.errors import ConfigurationError, InvalidInput
 from ...domain.names import NAME, qualified, unqualified
 from ...projections.queries import MAX_LIMIT
 from ..app.auth import Principal, TokenVerifier
-from ..app.limits import RateLimiter
+from ..app.limits import RateLimiter, StreamSlots
+from ..app.live import LivePulls, caught_up
 from ..app.queries import parse_positions, parse_where
 from ..app.read_side import ReadSide
 from ..app.sync import SyncService
+from ..app.waiting import WaitingRoom
 from ..bootstrap import Backbone, token_verifier
 from .edge import Edge, principal
 from .errors import ERROR_RESPONSES, ErrorBody, install_error_handlers
+from .fast_pulls import FastPulls
 from .health import health_report
+from .server import run_gateway
 from .sync_routes import sync_router
 
 log = logging.getLogger(__name__)
@@ -124,12 +135,12 @@ CommandRequest = Annotated[
 ]
 
 
-def caller(request: Request) -> Principal:
-    """The principal the edge admitted for this request."""
+async def caller(request: Request) -> Principal:
+    """The principal the edge admitted for this request (async: no worker thread for it)."""
     return principal(request.scope.get("state", {}))
 
 
-def reader(collection: str = Path(pattern=NAME), who: Principal = Depends(caller)) -> Principal:  # noqa: B008
+async def reader(collection: str = Path(pattern=NAME), who: Principal = Depends(caller)) -> Principal:  # noqa: B008
     """The caller, allowed to read ``collection`` (checked before any wait)."""
     return who.require("read", collection)
 
@@ -153,14 +164,27 @@ def as_seen(view: dict[str, Any]) -> dict[str, Any]:
 def create_app(backbone: Backbone, side: ReadSide, verifier: TokenVerifier | None = None) -> FastAPI:
     """The gateway of ``backbone`` reading through ``side`` (tokens verified as the settings say)."""
     settings = backbone.settings
+    waiting = WaitingRoom(side.notices)
+
+    @asynccontextmanager
+    async def listening(_: FastAPI) -> AsyncIterator[None]:
+        await waiting.start()
+        try:
+            yield
+        finally:
+            await waiting.stop()
+
     app = FastAPI(
         title="syncbackbone",
         summary="Commands in, read models out.",
         responses=ERROR_RESPONSES,
+        lifespan=listening,
+        **own_telemetry(),
     )
+    app.state.waiting = waiting
     install_error_handlers(app)
     add_command_routes(app, backbone)
-    add_read_routes(app, side)
+    add_read_routes(app, side, waiting)
 
     @app.get(
         "/health",
@@ -172,13 +196,31 @@ def create_app(backbone: Backbone, side: ReadSide, verifier: TokenVerifier | Non
         report = health_report(backbone, side)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
-    service = SyncService(backbone, side.queries)
-    app.include_router(sync_router(service, settings.policies, caller, SECURED, settings.max_streams_per_principal))
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    add_sync_routes(app, backbone, side, waiting)
+    if settings.allowed_hosts != ["*"]:  # any host: no middleware layer (each costs every request)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     verifier = verifier if verifier is not None else token_verifier(settings)
     rate, anonymous = RateLimiter.of(settings.rate_limit), RateLimiter.of(settings.rate_limit_anonymous)
     app.add_middleware(Edge, verifier=verifier, rate=rate, anonymous=anonymous, max_body=settings.max_body_bytes)
     return app
+
+
+def add_sync_routes(app: FastAPI, backbone: Backbone, side: ReadSide, waiting: WaitingRoom) -> None:
+    """``/sync/*``, with plainly valid long-polls answered before the framework (``fast_pulls.py``)."""
+    settings = backbone.settings
+    pulls = LivePulls(SyncService(backbone, side.queries), waiting)
+    streams = StreamSlots(settings.max_streams_per_principal)
+    app.include_router(sync_router(pulls, settings.policies, caller, SECURED, streams))
+    app.add_middleware(FastPulls, pulls=pulls, streams=streams)  # the innermost: inside the edge and host check
+
+
+def own_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation, where it has one: on when OTEL_* variables configure
+    OpenTelemetry, else off (it would look for providers on every request, a tenth of the event loop's time
+    with thousands of waiting clients)."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters or any(k.startswith("OTEL_") for k in os.environ):
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def add_command_routes(app: FastAPI, backbone: Backbone) -> None:
@@ -206,17 +248,20 @@ def add_command_routes(app: FastAPI, backbone: Backbone) -> None:
         return JSONResponse(result, status_code=status)
 
 
-def add_read_routes(app: FastAPI, side: ReadSide) -> None:
+def add_read_routes(app: FastAPI, side: ReadSide, waiting: WaitingRoom) -> None:
     """Documents and audit trails of the caller's tenant."""
     queries = side.queries
 
-    def waited(
+    async def waited(
         who: Principal = Depends(reader),  # noqa: B008
         positions: str = Query(default="", pattern=POSITIONS, description="read-your-writes: partition:offset,..."),
         timeout: float = Query(default=5.0, ge=0, le=MAX_WAIT_S, description="how long to wait for them"),
     ) -> None:
-        """Read-your-writes: return once the read models passed ``positions`` (the caller checked first)."""
-        queries.wait_for(side.checked_positions(parse_positions(positions)), timeout)
+        """Read-your-writes: return once the read models passed ``positions`` (the caller checked first); the
+        wait is woken by the projection's commits, holding no thread."""
+        if wanted := parse_positions(positions):
+            checked = await run_in_threadpool(side.checked_positions, wanted)
+            await caught_up(queries, waiting, checked, timeout)
 
     documents = APIRouter(prefix="/collections/{collection}/documents", dependencies=[*SECURED, Depends(waited)])
 
@@ -275,8 +320,7 @@ def serve_http(backbone: Backbone, where: str, tls: tuple[str, str] | None = Non
     try:
         with backbone.running_processor(), side.running():
             print(f"serving {scheme}://{host}:{port} (OpenAPI at /docs); Ctrl-C to stop", file=sys.stderr)
-            cert, key = tls or (None, None)
-            uvicorn.run(app, host=host, port=port, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
+            run_gateway(app, host, port, app.state.waiting, tls)
     finally:
         side.close()
     return 0

@@ -2,15 +2,17 @@
 
 Pull responses are compressed when the client accepts it: zstd before gzip. Errors are the
 gateway's JSON error bodies: a malformed cursor or parameter is a 400, a body that does not
-validate a 422.
+validate a 422. Pull and stream are ``async``: a waiting one holds no thread and no database
+connection (``app/live.py``); when the process stops, a long-poll returns its page at once
+and a stream ends with an ``end`` event carrying the cursor to resume from.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -25,11 +27,13 @@ from ...domain.names import NAME
 from ...domain.policy_config import describe
 from ..app.auth import Principal
 from ..app.limits import StreamSlots
-from ..app.sync import MAX_WAIT_S, SyncService
+from ..app.live import LivePulls, SharedPage
+from ..app.sync import MAX_WAIT_S
 
 MIN_COMPRESS_BYTES = 256
 SSE_MAX_S = 300.0
 SSE_KEEPALIVE_S = 15.0
+SSE_PAGE = 500
 CURSOR = r"^[A-Za-z0-9_-]{1,8000}={0,2}$"
 COLLECTIONS = NAME[:-1] + "(," + NAME[1:-1] + ")*$"
 
@@ -61,16 +65,25 @@ def accepted_codings(header: str) -> set[str]:
     return out
 
 
-def compressed_json(payload: Any, accept_encoding: str) -> Response:
-    """``payload`` as JSON, compressed with the best coding the client accepts."""
-    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-    headers = {"Vary": "Accept-Encoding"}
+ENCODERS = encoders()
+
+
+async def coded_page(page: SharedPage, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+    """``page`` as JSON, compressed with the best coding the client accepts (shared by its readers), and the
+    headers that say so."""
+    body, headers = page.json, {"Vary": "Accept-Encoding"}
     if len(body) >= MIN_COMPRESS_BYTES:
         accepted = accepted_codings(accept_encoding)
-        for name, encode in encoders().items():
+        for name, encode in ENCODERS.items():
             if name in accepted:
-                body, headers["Content-Encoding"] = encode(body), name
+                body, headers["Content-Encoding"] = await page.coded(name, encode), name
                 break
+    return body, headers
+
+
+async def compressed_page(page: SharedPage, accept_encoding: str) -> Response:
+    """``page`` as a JSON response, compressed as ``coded_page`` says."""
+    body, headers = await coded_page(page, accept_encoding)
     return Response(body, media_type="application/json", headers=headers)
 
 
@@ -79,15 +92,17 @@ def split_names(text: str) -> list[str]:
 
 
 def sync_router(
-    service: SyncService,
+    pulls: LivePulls,
     policies: dict[str, Any],
-    caller: Callable[..., Principal],
+    caller: Callable[..., Any],
     secured: Sequence[Any] = (),
-    max_streams: int = 8,
+    streams: StreamSlots | None = None,
 ) -> APIRouter:
-    """The ``/sync`` routes over ``service``, for the principal ``caller`` gives."""
+    """The ``/sync`` routes over ``pulls`` (and its service), for the principal ``caller`` gives; long-polls and
+    streams count in ``streams`` (8 per principal unless given)."""
     router = APIRouter(prefix="/sync", tags=["sync"], dependencies=secured)
-    streams = StreamSlots(max_streams)
+    streams = streams or StreamSlots(8)
+    service = pulls.service
 
     @router.post("/push", summary="Push mutations; each gets applied, merged or rejected")
     def push(
@@ -101,7 +116,7 @@ def sync_router(
         return JSONResponse({"results": service.push(client, body.mutations, timeout, who)})
 
     @router.get("/pull", summary="Changes after a cursor, paginated; long-poll with wait")
-    def pull(
+    async def pull(
         request: Request,
         cursor: str | None = Query(default=None, pattern=CURSOR, description="the previous cursor; none to start"),
         collections: str = Query(pattern=COLLECTIONS, description="subscribed collections: a,b"),
@@ -111,8 +126,8 @@ def sync_router(
     ) -> Response:
         names = readable(who, split_names(collections))
         with streams.held(who.key) if wait > 0 else nullcontext():
-            page = service.wait_pull(cursor, names, limit, wait, who.tenant)
-        return compressed_json(page, request.headers.get("accept-encoding", ""))
+            page = await pulls.wait(cursor, names, limit, wait, who.tenant)
+        return await compressed_page(page, request.headers.get("accept-encoding", ""))
 
     @router.get(
         "/stream",
@@ -120,17 +135,17 @@ def sync_router(
         response_class=StreamingResponse,
         responses={200: {"description": "an event stream", "content": {"text/event-stream": {}}}},
     )
-    def stream(
+    async def stream(
         cursor: str | None = Query(default=None, pattern=CURSOR, description="the previous cursor; none to start"),
         collections: str = Query(pattern=COLLECTIONS, description="subscribed collections: a,b"),
         timeout: float = Query(default=SSE_MAX_S, gt=0, le=SSE_MAX_S, description="seconds before the stream ends"),
         who: Principal = Depends(caller),  # noqa: B008
     ) -> StreamingResponse:
         names = readable(who, split_names(collections))
-        service.pull(cursor, names, 1, who.tenant)  # refuse a bad cursor or subscription before streaming
+        first = await pulls.read(cursor, names, SSE_PAGE, who.tenant)  # a bad cursor is refused before streaming
         release = streams.acquire(who.key)  # given back when the stream ends, even if it never started
-        chunks = held_while(release, events(service, cursor, names, timeout, who.tenant))
-        return StreamingResponse(chunks, media_type="text/event-stream", background=BackgroundTask(release))
+        chunks = held_while(release, events(pulls, first, names, timeout, who.tenant))
+        return StreamingResponse(chunks, media_type="text/event-stream", background=BackgroundTask(aclose, release))
 
     @router.get("/policies", summary="The conflict policy of each collection (* = every other one)")
     def get_policies(who: Principal = Depends(caller)) -> dict[str, Any]:  # noqa: B008
@@ -139,21 +154,27 @@ def sync_router(
     return router
 
 
-def events(
-    service: SyncService, cursor: str | None, collections: list[str], timeout_s: float, tenant: str = ""
-) -> Iterator[str]:
-    """Server-sent events: ``changes`` with each non-empty page, a comment now and then to keep alive."""
-    deadline = time.monotonic() + timeout_s
-    last_sent = time.monotonic()
-    while (left := deadline - time.monotonic()) > 0:
-        page = service.wait_pull(cursor, collections, 500, min(left, SSE_KEEPALIVE_S), tenant)
-        cursor = page["cursor"]
-        if page["changes"]:
-            yield f"event: changes\nid: {cursor}\ndata: {json.dumps(page, default=str)}\n\n"
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= SSE_KEEPALIVE_S:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
+async def events(
+    pulls: LivePulls, page: SharedPage, collections: list[str], timeout_s: float, tenant: str = ""
+) -> AsyncIterator[bytes]:
+    """Server-sent events: ``changes`` with each page that has any, a comment now and then to keep alive, and
+    ``end`` with the cursor to resume from when the stream ends (its timeout, or the process stopping)."""
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    deadline = last_sent + timeout_s
+    while True:
+        if page.page["changes"]:
+            yield page.frame()
+            last_sent = loop.time()
+        elif loop.time() - last_sent >= SSE_KEEPALIVE_S:
+            yield b": keep-alive\n\n"
+            last_sent = loop.time()
+        cursor, left = page.cursor, deadline - loop.time()
+        if left <= 0 or pulls.waiting.draining:
+            break
+        page = await pulls.wait(cursor, collections, SSE_PAGE, min(left, SSE_KEEPALIVE_S), tenant)
+    reason = "shutdown" if pulls.waiting.draining else "timeout"
+    yield f"event: end\ndata: {json.dumps({'cursor': cursor, 'reason': reason})}\n\n".encode()
 
 
 def device(who: Principal, body_client: str) -> str:
@@ -175,9 +196,15 @@ def readable(who: Principal, collections: list[str]) -> list[str]:
     return collections
 
 
-def held_while(release: Callable[[], None], chunks: Iterator[str]) -> Iterator[str]:
+async def held_while(release: Callable[[], None], chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """``chunks``, calling ``release`` when the stream ends or the client goes."""
     try:
-        yield from chunks
+        async for chunk in chunks:
+            yield chunk
     finally:
         release()
+
+
+async def aclose(release: Callable[[], None]) -> None:
+    """``release`` on the loop (a background task after the response)."""
+    release()

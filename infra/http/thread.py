@@ -1,4 +1,5 @@
-"""The HTTP gateway served by uvicorn in a background thread, on a free loopback port (demo, bench)."""
+"""The HTTP gateway served by uvicorn in a background thread, on a free loopback port (demo, bench); stopping it
+drains its waiting requests as a signal does (``server.py``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from ..app.read_side import ReadSide
 from ..bootstrap import Backbone
 from ..common.net import free_port
 from .app import create_app
+from .server import GatewayServer
 
 
 @contextmanager
 def gateway_in_thread(backbone: Backbone, side: ReadSide, timeout_s: float = 30.0) -> Iterator[str]:
     """The gateway's base URL while the block runs."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(backbone, side), "127.0.0.1", port, log_level="warning"))
+    app = create_app(backbone, side)
+    server = GatewayServer(uvicorn.Config(app, "127.0.0.1", port, log_level="warning"), app.state.waiting)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

@@ -113,14 +113,13 @@ def copy_rows(conn: Conn, target: str, columns: Sequence[tuple[str, str]], rows:
             copy.write_row([dumpable(row.get(n), t) for n, t in columns])
 
 
-def write_batch(conn: Conn, s: str, batch: TableBatch) -> None:
-    """Write one table's compacted changes."""
+def write_batch(conn: Conn, s: str, batch: TableBatch) -> dict[str, int]:
+    """Write one table's compacted changes; the last position taken per group of a sequenced table."""
     if batch.upserts:
         write_upserts(conn, s, batch.table, batch.upserts)
     if batch.merges:
         write_merges(conn, s, batch.table, batch.merges)
-    if batch.appends:
-        write_appends(conn, s, batch.table, batch.appends)
+    return write_appends(conn, s, batch.table, batch.appends) if batch.appends else {}
 
 
 def write_upserts(conn: Conn, s: str, table: Table, rows: Sequence[Row]) -> None:
@@ -158,8 +157,10 @@ def write_merges(conn: Conn, s: str, table: Table, merges: Sequence[MergeJson]) 
             raise ChangeRejected(f"{len(group) - updated} of {len(group)} merges into {table.name} found no row")
 
 
-def write_appends(conn: Conn, s: str, table: Table, rows: Sequence[Row]) -> None:
-    """COPY new rows into the table, numbering them per group first if the table has a sequence."""
+def write_appends(conn: Conn, s: str, table: Table, rows: Sequence[Row]) -> dict[str, int]:
+    """COPY new rows into the table, numbering them per group first if the table has a sequence; the last
+    position taken per group (none without a sequence)."""
+    last: dict[str, int] = {}
     if table.sequence:
         group, position = table.sequence
         starts = reserve_positions(conn, s, table.name, Counter(str(r[group]) for r in rows))
@@ -167,9 +168,10 @@ def write_appends(conn: Conn, s: str, table: Table, rows: Sequence[Row]) -> None
         for r in rows:
             g = str(r[group])
             numbered.append({**r, position: starts[g]})
-            starts[g] += 1
+            last[g], starts[g] = starts[g], starts[g] + 1
         rows = numbered
     copy_rows(conn, f"{s}.{q(table.name)}", table.columns, rows)
+    return last
 
 
 def reserve_positions(conn: Conn, s: str, table: str, counts: Counter[str]) -> dict[str, int]:

@@ -4,6 +4,9 @@ A session locks its partition's checkpoint row (``FOR UPDATE``) before anything 
 so two workers, a dead-letter retry and a rebuild swap serialise on it; a rebuild swap
 renames schemas under an EXCLUSIVE lock on the live ``checkpoints`` table, which waits
 for running sessions and makes new ones resolve the names again after the swap.
+A session of the live copy NOTIFYs its batch in its own transaction (``notifications.py``):
+the checkpoint it reached, and the last position of each feed it appended to; a swap
+NOTIFYs a resync.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ....projections.errors import ChangeRejected, CheckpointMoved
 from ....projections.ports import DeadEvent, DeadLetterEntry, ReadModelSession, ReadModelStore
 from ....projections.projection import Projection
 from ..database import Conn, Database, translated
+from ..notifications import RESYNC, checkpoint_payload, feed_payload, send_notices
 from ..tables import ddl
 from .sql import BOOKKEEPING_DDL, copy_schema, forget_staging, q, table_ddl, write_batch
 
@@ -34,8 +38,13 @@ def row_to_letter(row: Sequence[Any]) -> DeadLetterEntry:
 class PostgresSession(ReadModelSession):
     """One transaction on one partition of one copy."""
 
-    def __init__(self, conn: Conn, schema: str, projection: Projection, partition: int) -> None:
+    def __init__(
+        self, conn: Conn, schema: str, projection: Projection, partition: int, channel: str | None = None
+    ) -> None:
         self._conn, self._s, self._projection, self._partition = conn, schema, projection, partition
+        self._channel = channel
+        self._fed: dict[str, int] = {}
+        self._advanced_to: int | None = None
 
     def seen(self, aggregate_ids: Collection[str]) -> dict[str, int]:
         rows = self._conn.execute(
@@ -56,16 +65,19 @@ class PostgresSession(ReadModelSession):
         if not changes:
             return
         batches = compact(changes, self._projection.tables_by_name)
+        fed: dict[str, int] = {}
         try:
             with translated(f"read models {self._s}"), self._conn.transaction():  # a savepoint: a refused
                 for batch in batches:  # batch leaves the session usable
-                    write_batch(self._conn, self._s, batch)
+                    fed.update(write_batch(self._conn, self._s, batch))
         except ChangeRejected:
             forget_staging(self._conn)
             raise
         except (InvalidInput, ConcurrencyConflict) as e:  # data PostgreSQL refuses
             forget_staging(self._conn)
             raise ChangeRejected(str(e)) from e
+        for collection, position in fed.items():
+            self._fed[collection] = max(position, self._fed.get(collection, 0))
 
     def record(self, seen: Mapping[str, int], dead: Sequence[DeadEvent]) -> None:
         if seen:
@@ -105,6 +117,16 @@ class PostgresSession(ReadModelSession):
             f"UPDATE {self._s}.checkpoints SET next_offset = %s WHERE partition = %s".encode(),
             [next_offset, self._partition],
         )
+        self._advanced_to = next_offset
+
+    def announce(self) -> None:
+        """NOTIFY the live copy's channel of this batch (delivered if and when the transaction commits)."""
+        if self._channel is None:
+            return
+        payloads = [feed_payload(collection, position) for collection, position in sorted(self._fed.items())]
+        if self._advanced_to is not None:
+            payloads.append(checkpoint_payload(self._partition, self._advanced_to))
+        send_notices(self._conn, self._channel, payloads)
 
 
 class PostgresReadModelStore(ReadModelStore):
@@ -114,6 +136,8 @@ class PostgresReadModelStore(ReadModelStore):
         self.projection, self.namespace, self.database = projection, namespace, database
         self.schema_name = copy_schema(namespace, projection.name, suffix)
         self.schema = q(self.schema_name)
+        self.channel: str | None = None if suffix else self.schema_name
+        """Where the sessions of the live copy announce their commits; a scratch copy announces nothing."""
 
     def install(self, partitions: int) -> None:
         with self.database.connection() as conn, conn.transaction():
@@ -148,7 +172,9 @@ class PostgresReadModelStore(ReadModelStore):
                         raise CheckpointMoved(
                             f"{self.schema_name} partition {partition} is at {row[0]}, not {expected}"
                         )
-                    yield PostgresSession(conn, self.schema, self.projection, partition)
+                    session = PostgresSession(conn, self.schema, self.projection, partition, self.channel)
+                    yield session
+                    session.announce()
             except BaseException:
                 forget_staging(conn)
                 raise
@@ -181,6 +207,7 @@ class PostgresReadModelStore(ReadModelStore):
                 conn.execute(f"LOCK TABLE {self.schema}.checkpoints IN EXCLUSIVE MODE".encode())
                 conn.execute(f"ALTER SCHEMA {self.schema} RENAME TO {retired}".encode())
                 conn.execute(f"ALTER SCHEMA {copy.schema} RENAME TO {self.schema}".encode())
+                send_notices(conn, self.schema_name, [RESYNC])
             conn.execute(f"DROP SCHEMA {retired} CASCADE".encode())
 
     def diff(self, copy: ReadModelStore, limit: int) -> list[str]:
