@@ -14,6 +14,7 @@ as the OpenAPI document says.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import parse_qsl
 
@@ -33,8 +34,10 @@ PATTERNS = {
 }
 
 
-def plain_query(query: bytes) -> dict[str, str] | None:
-    """The parameters of a long-poll the route would take as they are, or None (the route is to judge)."""
+@functools.lru_cache(maxsize=4096)
+def plain_query(query: bytes) -> tuple[str | None, str, int, float] | None:
+    """The cursor, collections, limit and wait of a long-poll the route would take as they are, or None (the
+    route is to judge); remembered, as thousands of waiting clients send the same few queries."""
     try:
         pairs = parse_qsl(query.decode("ascii"), keep_blank_values=True, strict_parsing=True)
     except (UnicodeDecodeError, ValueError):
@@ -42,9 +45,10 @@ def plain_query(query: bytes) -> dict[str, str] | None:
     params = dict(pairs)
     if len(params) != len(pairs) or not all(k in PATTERNS and PATTERNS[k].match(v) for k, v in pairs):
         return None
-    if "collections" not in params or not 1 <= int(params.get("limit", "500")) <= 1000:
+    limit, wait = int(params.get("limit", "500")), float(params.get("wait", "0"))
+    if "collections" not in params or not 1 <= limit <= 1000 or not 0 < wait <= MAX_WAIT_S:
         return None
-    return params if 0 < float(params.get("wait", "0")) <= MAX_WAIT_S else None
+    return params.get("cursor"), params["collections"], limit, wait
 
 
 class FastPulls:
@@ -60,12 +64,12 @@ class FastPulls:
         if params is None or not await self.answered(scope, params, send):
             await self.app(scope, receive, send)
 
-    async def answered(self, scope: Scope, params: dict[str, str], send: Send) -> bool:
+    async def answered(self, scope: Scope, params: tuple[str | None, str, int, float], send: Send) -> bool:
         """Whether the long-poll was answered here (False: nothing was sent; the route is to answer it)."""
-        cursor, limit, wait = params.get("cursor"), int(params.get("limit", "500")), float(params["wait"])
+        cursor, collections, limit, wait = params
         try:
             who = principal(scope.get("state", {}))
-            names = readable(who, split_names(params["collections"]))
+            names = readable(who, split_names(collections))
             release = self.streams.acquire(who.key)
         except SyncBackboneError:
             return False
