@@ -6,7 +6,8 @@ commands from the log (G3), loads each document from its cache or its snapshot +
 client's mutation onto the versions its own earlier mutations made (``rebasing``), lets
 the conflict policy and the handler decide (G4), and hands the whole run to the
 stream's atomic ``commit``: events, results, dead letters and the input offset
-together (G2); the runs of one poll are committed together (``commit_many``), so an
+together (G2); the runs of one poll are decided together (``decide_round``: one look-up of the
+processed commands and one load of the missing documents per poll) and committed together (``commit_many``), so an
 adapter can overlap their transactions. A fenced or conflicting commit drops the cache; the stream then
 redelivers the run and the decision is made again on fresh state (G8).
 """
@@ -82,7 +83,7 @@ class CommandProcessor:
         """Process one poll's worth of records; return how many records it held."""
         records = self._stream.poll(timeout_s)
         try:
-            outcomes = [self.decide(list(run)) for _, run in groupby(records, key=lambda r: r.partition)]
+            outcomes = self.decide_round([list(run) for _, run in groupby(records, key=lambda r: r.partition)])
         except BaseException:  # nothing of this round was committed: deliver its records again
             self._stream.rewind()
             raise
@@ -118,21 +119,29 @@ class CommandProcessor:
 
     def decide(self, records: Sequence[CommandRecord]) -> PartitionOutcome:
         """The outcome of a run of records of one partition (no I/O but log reads)."""
-        outcome = PartitionOutcome(partition=records[0].partition, next_offset=records[-1].offset + 1)
-        self._bases = {}
-        commands = self._decode_all(records, outcome)
-        prior = self._log.find_commands([(c.aggregate_id, c.command_id) for c, _ in commands])
-        self._warm_cache({c.aggregate_id for c, _ in commands if c.command_id not in prior})
-        seen: set[str] = set()
-        for cmd, record in commands:
-            if cmd.command_id in seen:
-                continue
-            seen.add(cmd.command_id)
-            if cmd.command_id in prior:
-                outcome.answered.append(accepted(cmd.command_id, cmd.aggregate_id, prior[cmd.command_id]))
-            else:
-                self._decide_one(cmd, record, outcome)
+        (outcome,) = self.decide_round([records])
         return outcome
+
+    def decide_round(self, runs: Sequence[Sequence[CommandRecord]]) -> list[PartitionOutcome]:
+        """The outcome of each run of a round (one run per partition). The log is asked once for the whole
+        round which commands it holds already, and the documents missing from the cache are loaded together."""
+        outcomes = [PartitionOutcome(partition=run[0].partition, next_offset=run[-1].offset + 1) for run in runs]
+        decoded = [self._decode_all(run, outcome) for run, outcome in zip(runs, outcomes, strict=True)]
+        commands = [cmd for run in decoded for cmd, _ in run]
+        prior = self._log.find_commands([(c.aggregate_id, c.command_id) for c in commands])
+        self._warm_cache({c.aggregate_id for c in commands if c.command_id not in prior})
+        for outcome, run in zip(outcomes, decoded, strict=True):
+            self._bases = {}
+            seen: set[str] = set()
+            for cmd, record in run:
+                if cmd.command_id in seen:
+                    continue
+                seen.add(cmd.command_id)
+                if cmd.command_id in prior:
+                    outcome.answered.append(accepted(cmd.command_id, cmd.aggregate_id, prior[cmd.command_id]))
+                else:
+                    self._decide_one(cmd, record, outcome)
+        return outcomes
 
     def _decode_all(
         self, records: Sequence[CommandRecord], outcome: PartitionOutcome
