@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1, description="how far one change may advance a CRDT counter"
     )
     kafka_client: Literal["confluent", "kafka-python"] | None = Field(
-        default=None, description="Kafka client library: `confluent` or `kafka-python`; unset = confluent if installed"
+        default=None, description="Kafka client library: `confluent` or `kafka-python`; unset = kafka-python"
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka: how clients connect (`SSL`, `SASL_SSL`: TLS; `SASL_*`: log in)"
